@@ -1,0 +1,150 @@
+//! glibc's robust, process-shared `pthread_mutex_t`: the lock word under every shmproc Mutex and
+//! RLock. Robustness is the kernel's robust-futex list, which glibc owns; using glibc's mutex is
+//! the supported way to learn that a holder died (DESIGN.md §3).
+
+use std::mem::MaybeUninit;
+
+use nix::errno::Errno;
+use nix::libc;
+
+use super::clock::Deadline;
+
+unsafe extern "C" {
+    // glibc ≥ 2.30. Not (yet) declared by the libc crate.
+    fn pthread_mutex_clocklock(
+        mutex: *mut libc::pthread_mutex_t,
+        clockid: libc::clockid_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
+}
+
+/// What a lock attempt produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LockStatus {
+    /// Acquired normally.
+    Acquired,
+    /// Acquired, but the previous owner died holding it (EOWNERDEAD). The caller must call
+    /// [`make_consistent`] before unlocking or the mutex becomes unrecoverable.
+    OwnerDied,
+    /// Not acquired: held by someone else (`trylock`) or the deadline passed.
+    Busy,
+    /// Not acquired: the calling thread already holds this non-recursive mutex (EDEADLK).
+    WouldDeadlock,
+    /// Not acquired: the mutex is permanently unusable (ENOTRECOVERABLE).
+    NotRecoverable,
+    /// Not acquired: the recursion counter is full (EAGAIN).
+    TooManyRecursions,
+}
+
+fn status(rc: libc::c_int) -> LockStatus {
+    match rc {
+        0 => LockStatus::Acquired,
+        libc::EOWNERDEAD => LockStatus::OwnerDied,
+        libc::EBUSY | libc::ETIMEDOUT => LockStatus::Busy,
+        libc::EDEADLK => LockStatus::WouldDeadlock,
+        libc::EAGAIN => LockStatus::TooManyRecursions,
+        // ENOTRECOVERABLE, EINVAL (corrupt memory) and anything else: unusable.
+        _ => LockStatus::NotRecoverable,
+    }
+}
+
+/// Initialises a robust, process-shared mutex in place: error-checking (a relock by the owner is
+/// EDEADLK, an unlock by a non-owner EPERM) or recursive.
+///
+/// # Safety
+/// `m` must be valid for writes of a `pthread_mutex_t`, suitably aligned, and no other thread or
+/// process may use it until this returns.
+pub(crate) unsafe fn init_robust(m: *mut libc::pthread_mutex_t, recursive: bool) -> Result<(), Errno> {
+    let mut attr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+    // SAFETY: `attr` is a local, writable pthread_mutexattr_t.
+    Errno::result(unsafe { libc::pthread_mutexattr_init(attr.as_mut_ptr()) })?;
+    let kind = if recursive { libc::PTHREAD_MUTEX_RECURSIVE } else { libc::PTHREAD_MUTEX_ERRORCHECK };
+    let r = (|| {
+        // SAFETY: `attr` was initialised above.
+        Errno::result(unsafe { libc::pthread_mutexattr_settype(attr.as_mut_ptr(), kind) })?;
+        // SAFETY: `attr` was initialised above.
+        Errno::result(unsafe { libc::pthread_mutexattr_setpshared(attr.as_mut_ptr(), libc::PTHREAD_PROCESS_SHARED) })?;
+        // SAFETY: `attr` was initialised above.
+        Errno::result(unsafe { libc::pthread_mutexattr_setrobust(attr.as_mut_ptr(), libc::PTHREAD_MUTEX_ROBUST) })?;
+        // SAFETY: the caller guarantees `m` is writable and unused; `attr` is initialised.
+        Errno::result(unsafe { libc::pthread_mutex_init(m, attr.as_ptr()) })?;
+        Ok(())
+    })();
+    // SAFETY: `attr` was initialised above and is destroyed once.
+    unsafe { libc::pthread_mutexattr_destroy(attr.as_mut_ptr()) };
+    r
+}
+
+/// Blocks until the mutex is acquired.
+///
+/// # Safety
+/// `m` must point at a mutex initialised by [`init_robust`] that stays mapped during the call.
+#[inline]
+pub(crate) unsafe fn lock(m: *mut libc::pthread_mutex_t) -> LockStatus {
+    // SAFETY: guaranteed by the caller.
+    status(unsafe { libc::pthread_mutex_lock(m) })
+}
+
+/// Acquires the mutex if it is free right now.
+///
+/// # Safety
+/// As [`lock`].
+#[inline]
+pub(crate) unsafe fn try_lock(m: *mut libc::pthread_mutex_t) -> LockStatus {
+    // SAFETY: guaranteed by the caller.
+    status(unsafe { libc::pthread_mutex_trylock(m) })
+}
+
+/// Blocks until the mutex is acquired or the CLOCK_MONOTONIC deadline passes.
+///
+/// # Safety
+/// As [`lock`].
+pub(crate) unsafe fn lock_until(m: *mut libc::pthread_mutex_t, deadline: Deadline) -> LockStatus {
+    let Some(deadline) = deadline else {
+        // SAFETY: guaranteed by the caller.
+        return unsafe { lock(m) };
+    };
+    let ts = deadline.to_timespec();
+    // SAFETY: guaranteed by the caller; `ts` outlives the call.
+    status(unsafe { pthread_mutex_clocklock(m, libc::CLOCK_MONOTONIC, &ts) })
+}
+
+/// Marks a mutex acquired with [`LockStatus::OwnerDied`] as consistent again.
+///
+/// # Safety
+/// As [`lock`]; the calling thread must hold the mutex after an EOWNERDEAD acquisition.
+pub(crate) unsafe fn make_consistent(m: *mut libc::pthread_mutex_t) -> Result<(), Errno> {
+    // SAFETY: guaranteed by the caller.
+    Errno::result(unsafe { libc::pthread_mutex_consistent(m) }).map(drop)
+}
+
+/// Releases the mutex (one level, for a recursive one). EPERM when the caller is not the owner.
+///
+/// # Safety
+/// As [`lock`].
+#[inline]
+pub(crate) unsafe fn unlock(m: *mut libc::pthread_mutex_t) -> Result<(), Errno> {
+    // SAFETY: guaranteed by the caller.
+    let rc = unsafe { libc::pthread_mutex_unlock(m) };
+    if rc == 0 { Ok(()) } else { Err(Errno::from_raw(rc)) }
+}
+
+/// The futex word glibc keeps first in every mutex: owner TID plus the FUTEX_WAITERS and
+/// FUTEX_OWNER_DIED bits (the kernel's robust-futex ABI). Read only as a hint.
+///
+/// # Safety
+/// As [`lock`].
+#[inline]
+pub(crate) unsafe fn lock_word(m: *mut libc::pthread_mutex_t) -> u32 {
+    // The robust-futex ABI fixes `__lock` as the first 32-bit field of the mutex; the kernel
+    // writes it concurrently, so it is read atomically.
+    let word = m.cast::<std::sync::atomic::AtomicU32>();
+    // SAFETY: `m` is valid and 4-byte aligned (guaranteed by the caller); an AtomicU32 has the
+    // layout of the u32 there and is only read.
+    unsafe { (*word).load(std::sync::atomic::Ordering::Relaxed) }
+}
+
+/// Owner-TID mask of the robust futex word.
+pub(crate) const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+/// Set by the kernel in the futex word when its owner died.
+pub(crate) const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
