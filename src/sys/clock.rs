@@ -47,7 +47,10 @@ impl MonoTime {
     pub(crate) fn to_timespec(self) -> nix::libc::timespec {
         // Saturate at i64::MAX seconds: far beyond any real deadline.
         let secs = (self.nanos / 1_000_000_000).min(i64::MAX as u64);
-        nix::libc::timespec { tv_sec: secs as nix::libc::time_t, tv_nsec: (self.nanos % 1_000_000_000) as nix::libc::c_long }
+        nix::libc::timespec {
+            tv_sec: secs as nix::libc::time_t,
+            tv_nsec: (self.nanos % 1_000_000_000) as nix::libc::c_long,
+        }
     }
 }
 

@@ -59,10 +59,7 @@ pub(crate) fn file_len(fd: BorrowedFd<'_>) -> Result<usize, Errno> {
 /// Seconds since the file's status last changed (0 if in the future).
 pub(crate) fn age_secs(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
     let st = fstat(fd)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     Ok(now.saturating_sub(u64::try_from(st.st_ctime).unwrap_or(0)))
 }
 

@@ -186,6 +186,3 @@ pub(crate) fn is_alive(pid: i32, start: u64) -> bool {
     // `state` was field 3; starttime is field 22, 18 further on.
     fields.nth(18).and_then(|s| s.parse::<u64>().ok()) == Some(start)
 }
-
-/// Signal numbers by name for `Signal::try_from`.
-pub(crate) use nix::sys::signal::Signal as Sig;

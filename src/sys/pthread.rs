@@ -48,100 +48,105 @@ fn status(rc: libc::c_int) -> LockStatus {
     }
 }
 
-/// Initialises a robust, process-shared mutex in place: error-checking (a relock by the owner is
-/// EDEADLK, an unlock by a non-owner EPERM) or recursive.
+/// A glibc `pthread_mutex_t` living in shared memory, robust and process-shared.
 ///
-/// # Safety
-/// `m` must be valid for writes of a `pthread_mutex_t`, suitably aligned, and no other thread or
-/// process may use it until this returns.
-pub(crate) unsafe fn init_robust(m: *mut libc::pthread_mutex_t, recursive: bool) -> Result<(), Errno> {
-    let mut attr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
-    // SAFETY: `attr` is a local, writable pthread_mutexattr_t.
-    Errno::result(unsafe { libc::pthread_mutexattr_init(attr.as_mut_ptr()) })?;
-    let kind = if recursive { libc::PTHREAD_MUTEX_RECURSIVE } else { libc::PTHREAD_MUTEX_ERRORCHECK };
-    let r = (|| {
-        // SAFETY: `attr` was initialised above.
-        Errno::result(unsafe { libc::pthread_mutexattr_settype(attr.as_mut_ptr(), kind) })?;
-        // SAFETY: `attr` was initialised above.
-        Errno::result(unsafe { libc::pthread_mutexattr_setpshared(attr.as_mut_ptr(), libc::PTHREAD_PROCESS_SHARED) })?;
-        // SAFETY: `attr` was initialised above.
-        Errno::result(unsafe { libc::pthread_mutexattr_setrobust(attr.as_mut_ptr(), libc::PTHREAD_MUTEX_ROBUST) })?;
-        // SAFETY: the caller guarantees `m` is writable and unused; `attr` is initialised.
-        Errno::result(unsafe { libc::pthread_mutex_init(m, attr.as_ptr()) })?;
-        Ok(())
-    })();
-    // SAFETY: `attr` was initialised above and is destroyed once.
-    unsafe { libc::pthread_mutexattr_destroy(attr.as_mut_ptr()) };
-    r
-}
+/// Invariant: a `&RobustMutex` only exists over memory that [`RobustMutex::init`] initialised
+/// (segments publish their payload only after it ran), so the safe methods below may call into
+/// glibc. glibc and the kernel update the bytes atomically; Rust never reads or writes them
+/// except through glibc, hence the `UnsafeCell`.
+#[repr(transparent)]
+pub(crate) struct RobustMutex(std::cell::UnsafeCell<libc::pthread_mutex_t>);
 
-/// Blocks until the mutex is acquired.
-///
-/// # Safety
-/// `m` must point at a mutex initialised by [`init_robust`] that stays mapped during the call.
-#[inline]
-pub(crate) unsafe fn lock(m: *mut libc::pthread_mutex_t) -> LockStatus {
-    // SAFETY: guaranteed by the caller.
-    status(unsafe { libc::pthread_mutex_lock(m) })
-}
+// SAFETY: a process-shared pthread mutex is designed to be used from any thread of any process.
+unsafe impl Sync for RobustMutex {}
+// SAFETY: as above; it holds no thread-local state.
+unsafe impl Send for RobustMutex {}
 
-/// Acquires the mutex if it is free right now.
-///
-/// # Safety
-/// As [`lock`].
-#[inline]
-pub(crate) unsafe fn try_lock(m: *mut libc::pthread_mutex_t) -> LockStatus {
-    // SAFETY: guaranteed by the caller.
-    status(unsafe { libc::pthread_mutex_trylock(m) })
-}
+static_assertions::const_assert_eq!(std::mem::size_of::<RobustMutex>(), 40);
+static_assertions::const_assert_eq!(std::mem::align_of::<RobustMutex>(), 8);
 
-/// Blocks until the mutex is acquired or the CLOCK_MONOTONIC deadline passes.
-///
-/// # Safety
-/// As [`lock`].
-pub(crate) unsafe fn lock_until(m: *mut libc::pthread_mutex_t, deadline: Deadline) -> LockStatus {
-    let Some(deadline) = deadline else {
-        // SAFETY: guaranteed by the caller.
-        return unsafe { lock(m) };
-    };
-    let ts = deadline.to_timespec();
-    // SAFETY: guaranteed by the caller; `ts` outlives the call.
-    status(unsafe { pthread_mutex_clocklock(m, libc::CLOCK_MONOTONIC, &ts) })
-}
+impl RobustMutex {
+    /// Initialises a robust, process-shared mutex in place: error-checking (a relock by the owner
+    /// is EDEADLK, an unlock by a non-owner EPERM) or recursive.
+    ///
+    /// # Safety
+    /// `m` must be valid for writes of a `RobustMutex`, suitably aligned, and no other thread or
+    /// process may use it until this returns.
+    pub(crate) unsafe fn init(m: *mut RobustMutex, recursive: bool) -> Result<(), Errno> {
+        let m = m.cast::<libc::pthread_mutex_t>();
+        let mut attr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+        // SAFETY: `attr` is a local, writable pthread_mutexattr_t.
+        Errno::result(unsafe { libc::pthread_mutexattr_init(attr.as_mut_ptr()) })?;
+        let kind = if recursive { libc::PTHREAD_MUTEX_RECURSIVE } else { libc::PTHREAD_MUTEX_ERRORCHECK };
+        let r = (|| {
+            // SAFETY: `attr` was initialised above.
+            Errno::result(unsafe { libc::pthread_mutexattr_settype(attr.as_mut_ptr(), kind) })?;
+            // SAFETY: `attr` was initialised above.
+            Errno::result(unsafe {
+                libc::pthread_mutexattr_setpshared(attr.as_mut_ptr(), libc::PTHREAD_PROCESS_SHARED)
+            })?;
+            // SAFETY: `attr` was initialised above.
+            Errno::result(unsafe { libc::pthread_mutexattr_setrobust(attr.as_mut_ptr(), libc::PTHREAD_MUTEX_ROBUST) })?;
+            // SAFETY: the caller guarantees `m` is writable and unused; `attr` is initialised.
+            Errno::result(unsafe { libc::pthread_mutex_init(m, attr.as_ptr()) })?;
+            Ok(())
+        })();
+        // SAFETY: `attr` was initialised above and is destroyed once.
+        unsafe { libc::pthread_mutexattr_destroy(attr.as_mut_ptr()) };
+        r
+    }
 
-/// Marks a mutex acquired with [`LockStatus::OwnerDied`] as consistent again.
-///
-/// # Safety
-/// As [`lock`]; the calling thread must hold the mutex after an EOWNERDEAD acquisition.
-pub(crate) unsafe fn make_consistent(m: *mut libc::pthread_mutex_t) -> Result<(), Errno> {
-    // SAFETY: guaranteed by the caller.
-    Errno::result(unsafe { libc::pthread_mutex_consistent(m) }).map(drop)
-}
+    /// Blocks until the mutex is acquired.
+    #[inline]
+    pub(crate) fn lock(&self) -> LockStatus {
+        // SAFETY: the type invariant: the mutex was initialised and stays mapped while `self` lives.
+        status(unsafe { libc::pthread_mutex_lock(self.0.get()) })
+    }
 
-/// Releases the mutex (one level, for a recursive one). EPERM when the caller is not the owner.
-///
-/// # Safety
-/// As [`lock`].
-#[inline]
-pub(crate) unsafe fn unlock(m: *mut libc::pthread_mutex_t) -> Result<(), Errno> {
-    // SAFETY: guaranteed by the caller.
-    let rc = unsafe { libc::pthread_mutex_unlock(m) };
-    if rc == 0 { Ok(()) } else { Err(Errno::from_raw(rc)) }
-}
+    /// Acquires the mutex if it is free right now.
+    #[inline]
+    pub(crate) fn try_lock(&self) -> LockStatus {
+        // SAFETY: the type invariant.
+        status(unsafe { libc::pthread_mutex_trylock(self.0.get()) })
+    }
 
-/// The futex word glibc keeps first in every mutex: owner TID plus the FUTEX_WAITERS and
-/// FUTEX_OWNER_DIED bits (the kernel's robust-futex ABI). Read only as a hint.
-///
-/// # Safety
-/// As [`lock`].
-#[inline]
-pub(crate) unsafe fn lock_word(m: *mut libc::pthread_mutex_t) -> u32 {
-    // The robust-futex ABI fixes `__lock` as the first 32-bit field of the mutex; the kernel
-    // writes it concurrently, so it is read atomically.
-    let word = m.cast::<std::sync::atomic::AtomicU32>();
-    // SAFETY: `m` is valid and 4-byte aligned (guaranteed by the caller); an AtomicU32 has the
-    // layout of the u32 there and is only read.
-    unsafe { (*word).load(std::sync::atomic::Ordering::Relaxed) }
+    /// Blocks until the mutex is acquired or the CLOCK_MONOTONIC deadline passes.
+    pub(crate) fn lock_until(&self, deadline: Deadline) -> LockStatus {
+        let Some(deadline) = deadline else {
+            return self.lock();
+        };
+        let ts = deadline.to_timespec();
+        // SAFETY: the type invariant; `ts` outlives the call.
+        status(unsafe { pthread_mutex_clocklock(self.0.get(), libc::CLOCK_MONOTONIC, &ts) })
+    }
+
+    /// Marks a mutex acquired with [`LockStatus::OwnerDied`] as consistent again. The calling
+    /// thread must hold it.
+    pub(crate) fn make_consistent(&self) -> Result<(), Errno> {
+        // SAFETY: the type invariant; glibc checks ownership and returns EINVAL otherwise.
+        Errno::result(unsafe { libc::pthread_mutex_consistent(self.0.get()) }).map(drop)
+    }
+
+    /// Releases the mutex (one level, for a recursive one). EPERM when the caller is not the
+    /// owner: robust mutexes check ownership.
+    #[inline]
+    pub(crate) fn unlock(&self) -> Result<(), Errno> {
+        // SAFETY: the type invariant; glibc checks ownership for robust mutexes.
+        let rc = unsafe { libc::pthread_mutex_unlock(self.0.get()) };
+        if rc == 0 { Ok(()) } else { Err(Errno::from_raw(rc)) }
+    }
+
+    /// The futex word glibc keeps first in every mutex: owner TID plus the FUTEX_WAITERS and
+    /// FUTEX_OWNER_DIED bits (the kernel's robust-futex ABI). Read only as a hint.
+    #[inline]
+    pub(crate) fn word(&self) -> u32 {
+        // The robust-futex ABI fixes `__lock` as the first 32-bit field of the mutex; the kernel
+        // and other processes write it concurrently, so it is read atomically.
+        let word = self.0.get().cast::<std::sync::atomic::AtomicU32>();
+        // SAFETY: the mutex is valid and 8-byte aligned; an AtomicU32 has the layout of the u32
+        // at offset 0 and is only read.
+        unsafe { (*word).load(std::sync::atomic::Ordering::Relaxed) }
+    }
 }
 
 /// Owner-TID mask of the robust futex word.

@@ -1,0 +1,26 @@
+//! What the wait/wake protocols ([`eventcount`](super::eventcount)) are written against: atomics
+//! and futex calls. In the library they are std's atomics and real futexes; the loom model in
+//! `tests/loom.rs` includes the same protocol files over a shim of loom atomics, so the code that
+//! ships is the code that is model-checked.
+
+pub(crate) use std::sync::atomic::{AtomicU32, Ordering};
+
+pub(crate) use crate::sys::clock::Deadline;
+
+/// Sleeps while `*word == expected` or until the deadline; returns false once the deadline passed.
+#[inline]
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Deadline) -> bool {
+    crate::sys::futex::wait(word, expected, deadline) != crate::sys::futex::WaitOutcome::TimedOut
+}
+
+/// Wakes up to `n` sleepers on `word`.
+#[inline]
+pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
+    crate::sys::futex::wake(word, n);
+}
+
+/// Whether `deadline` has passed.
+#[inline]
+pub(crate) fn deadline_passed(deadline: Deadline) -> bool {
+    deadline.is_some_and(|d| d.has_passed())
+}
