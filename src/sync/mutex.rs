@@ -254,11 +254,11 @@ impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for MutexGuard<'_, T> {
 ///     let counter = counter.clone();
 ///     move || {
 ///         for _ in 0..1000 {
-///             *counter.lock().unwrap() += 1;
+///             *counter.lock().expect("lock") += 1;
 ///         }
 ///     }
-/// })
-/// .start()?;
+/// });
+/// child.start()?;
 /// for _ in 0..1000 {
 ///     *counter.lock()? += 1;
 /// }
