@@ -221,6 +221,67 @@ pub enum Error {
     Codec(String),
 }
 
+/// A put that did not happen, with the value given back (like std's `TrySendError`).
+///
+/// The error is [`Error::Full`] (no room in time), [`Error::Closed`], [`Error::MessageTooLarge`],
+/// [`Error::Codec`] or another queue error; the value was not sent.
+pub struct TryPutError<T> {
+    error: Error,
+    value: T,
+}
+
+impl<T> TryPutError<T> {
+    pub(crate) fn new(error: Error, value: T) -> Self {
+        TryPutError { error, value }
+    }
+
+    /// Why the put failed.
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// The value that was not sent.
+    pub fn into_value(self) -> T {
+        self.value
+    }
+
+    /// The error and the value.
+    pub fn into_parts(self) -> (Error, T) {
+        (self.error, self.value)
+    }
+
+    /// Whether the queue was full (Python's `queue.Full`).
+    pub fn is_full(&self) -> bool {
+        matches!(self.error, Error::Full)
+    }
+
+    /// Whether the queue or connection was closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.error, Error::Closed)
+    }
+}
+
+impl<T> fmt::Debug for TryPutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TryPutError").field("error", &self.error).finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for TryPutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<T> std::error::Error for TryPutError<T> {}
+
+impl<T> From<TryPutError<T>> for Error {
+    /// Drops the value and keeps what went wrong.
+    fn from(e: TryPutError<T>) -> Error {
+        e.error
+    }
+}
+
 impl Error {
     /// An [`Error::Os`] from an errno.
     pub(crate) fn os(op: &'static str, errno: nix::errno::Errno) -> Error {
