@@ -1,0 +1,253 @@
+//! Pipe and Connection across processes: CPython's connection tests ported (send/recv, bytes,
+//! recv_bytes_into, poll, EOF on peer close or death, directions), and `wait`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Watchdog, fork_lock, park_forever, unique_name};
+use shmproc::{Error, Pipe, Process, Queue, Waitable, wait};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn spawn(f: impl FnOnce() + Send + 'static) -> Process {
+    let p = Process::new(f);
+    p.start().expect("fork");
+    p
+}
+
+fn join_ok(p: &Process) {
+    assert!(p.join_timeout(LIMIT).expect("join"), "child did not finish");
+    assert_eq!(p.exitcode(), Some(0), "child failed");
+}
+
+#[test]
+fn duplex_ping_pong_across_processes() {
+    let _w = Watchdog::new(LIMIT);
+    let _f = fork_lock();
+    let (a, b) = Pipe::new::<(u32, String)>(true).unwrap();
+    let p = spawn(move || {
+        for _ in 0..1000 {
+            let (n, s) = b.recv().unwrap();
+            b.send(&(n + 1, s + "!")).unwrap();
+        }
+    });
+    for i in 0..1000 {
+        a.send(&(i, "x".into())).unwrap();
+        assert_eq!(a.recv_timeout(LIMIT).unwrap(), (i + 1, "x!".to_string()));
+    }
+    join_ok(&p);
+}
+
+#[test]
+fn simplex_directions() {
+    let (r, w) = Pipe::new::<u8>(false).unwrap();
+    assert!(r.readable() && !r.writable());
+    assert!(w.writable() && !w.readable());
+    assert!(matches!(r.send(&1), Err(Error::WrongDirection("read-only"))));
+    assert!(matches!(w.recv(), Err(Error::WrongDirection("write-only"))));
+    assert!(matches!(w.poll(Some(Duration::ZERO)), Err(Error::WrongDirection(_))));
+    w.send(&9).unwrap();
+    assert_eq!(r.recv().unwrap(), 9);
+}
+
+#[test]
+fn bytes_messages_keep_boundaries() {
+    let (a, b) = Pipe::new::<()>(true).unwrap();
+    a.send_bytes(b"").unwrap();
+    a.send_bytes(b"abc").unwrap();
+    a.send_bytes(&[7u8; 5000]).unwrap();
+    assert_eq!(b.recv_bytes().unwrap(), b"");
+    assert_eq!(b.try_recv_bytes().unwrap(), b"abc");
+    assert_eq!(b.recv_bytes_timeout(LIMIT).unwrap(), vec![7u8; 5000]);
+    assert!(matches!(b.try_recv_bytes(), Err(Error::Empty)));
+}
+
+#[test]
+fn recv_bytes_into_and_buffer_too_short() {
+    let (a, b) = Pipe::new::<()>(true).unwrap();
+    a.send_bytes(b"hello").unwrap();
+    a.send_bytes(b"a longer message").unwrap();
+    a.send_bytes(b"next").unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(b.recv_bytes_into(&mut buf).unwrap(), 5);
+    assert_eq!(&buf[..5], b"hello");
+    match b.recv_bytes_into(&mut buf) {
+        Err(Error::BufferTooShort(whole)) => assert_eq!(whole, b"a longer message"),
+        other => panic!("{other:?}"),
+    }
+    // The long message was consumed; the next one is intact.
+    assert_eq!(b.recv_bytes_into_timeout(&mut buf, LIMIT).unwrap(), 4);
+    assert_eq!(&buf[..4], b"next");
+}
+
+#[test]
+fn poll_does_not_consume_and_waits_its_timeout() {
+    let (a, b) = Pipe::new::<u32>(true).unwrap();
+    assert!(!b.poll(Some(Duration::ZERO)).unwrap());
+    let t0 = Instant::now();
+    assert!(!b.poll(Some(Duration::from_millis(100))).unwrap());
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    a.send(&1).unwrap();
+    assert!(b.poll(Some(Duration::ZERO)).unwrap());
+    assert!(b.poll(None).unwrap());
+    assert_eq!(b.recv().unwrap(), 1);
+    assert!(!b.poll(Some(Duration::ZERO)).unwrap());
+}
+
+#[test]
+fn recv_timeout_on_empty_fails_no_sooner_than_timeout() {
+    let (a, b) = Pipe::new::<u32>(true).unwrap();
+    let t0 = Instant::now();
+    assert!(matches!(b.recv_timeout(Duration::from_millis(100)), Err(Error::Empty)));
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    drop(a);
+}
+
+#[test]
+fn eof_after_peer_close_drains_first() {
+    let (a, b) = Pipe::new::<u32>(true).unwrap();
+    a.send(&1).unwrap();
+    a.send(&2).unwrap();
+    a.close();
+    a.close();
+    assert!(a.is_closed());
+    assert!(matches!(a.send(&3), Err(Error::Closed)));
+    assert!(matches!(a.recv(), Err(Error::Closed)));
+    assert!(b.poll(Some(Duration::ZERO)).unwrap());
+    assert_eq!(b.recv().unwrap(), 1);
+    assert_eq!(b.recv().unwrap(), 2);
+    assert!(matches!(b.recv(), Err(Error::Eof)));
+    assert!(matches!(b.recv_bytes(), Err(Error::Eof)));
+    // EOF counts as readable for poll, as in Python.
+    assert!(b.poll(Some(Duration::ZERO)).unwrap());
+    // Sending to a closed peer fails.
+    assert!(matches!(b.send(&4), Err(Error::Closed)));
+}
+
+#[test]
+fn eof_wakes_a_blocked_recv_when_the_peer_closes_in_another_process() {
+    let _w = Watchdog::new(LIMIT);
+    let _f = fork_lock();
+    let (a, b) = Pipe::new::<u32>(true).unwrap();
+    let p = spawn(move || {
+        b.send(&7).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        b.close();
+    });
+    assert_eq!(a.recv_timeout(LIMIT).unwrap(), 7);
+    assert!(matches!(a.recv_timeout(LIMIT), Err(Error::Eof)));
+    join_ok(&p);
+}
+
+#[test]
+fn eof_when_the_peer_dies() {
+    let _w = Watchdog::new(LIMIT);
+    let _f = fork_lock();
+    let (a, b) = Pipe::new::<u32>(true).unwrap();
+    let p = spawn(move || {
+        b.send(&1).unwrap();
+        park_forever();
+    });
+    assert_eq!(a.recv_timeout(LIMIT).unwrap(), 1);
+    p.kill().unwrap();
+    assert!(p.join_timeout(LIMIT).unwrap());
+    // recv never hangs on a dead peer: EOF (bounded here only to make a failure visible).
+    assert!(matches!(a.recv_timeout(LIMIT), Err(Error::Eof)));
+    assert!(a.poll(Some(Duration::from_secs(5))).unwrap());
+}
+
+#[test]
+fn send_to_a_dead_reader_fails_instead_of_hanging() {
+    let _w = Watchdog::new(LIMIT);
+    let _f = fork_lock();
+    let (a, b) = Pipe::with_capacity::<()>(true, 256).unwrap();
+    let p = spawn(move || {
+        b.send_bytes(b"hi").unwrap();
+        park_forever();
+    });
+    assert_eq!(a.recv_bytes_timeout(LIMIT).unwrap(), b"hi");
+    p.kill().unwrap();
+    assert!(p.join_timeout(LIMIT).unwrap());
+    let mut sent = 0;
+    let err = loop {
+        match a.send_bytes(&[0u8; 64]) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+        assert!(sent < 100, "the ring should be full long before");
+    };
+    assert!(matches!(err, Error::Closed), "{err}");
+}
+
+#[test]
+fn messages_up_to_1_mib() {
+    let _w = Watchdog::new(LIMIT);
+    let _f = fork_lock();
+    let (a, b) = Pipe::new::<()>(true).unwrap();
+    let p = spawn(move || {
+        for n in [0usize, 1, 100, 4096, 100_000, 1 << 20] {
+            let m = b.recv_bytes().unwrap();
+            assert_eq!(m.len(), n);
+            assert!(m.iter().enumerate().all(|(i, x)| *x == i as u8));
+            b.send_bytes(&m).unwrap();
+        }
+    });
+    for n in [0usize, 1, 100, 4096, 100_000, 1 << 20] {
+        let m: Vec<u8> = (0..n).map(|i| i as u8).collect();
+        a.send_bytes(&m).unwrap();
+        assert_eq!(a.recv_bytes_timeout(LIMIT).unwrap(), m);
+    }
+    join_ok(&p);
+}
+
+#[test]
+fn wait_returns_the_ready_ones() {
+    let _w = Watchdog::new(LIMIT);
+    let _f = fork_lock();
+    let (a1, b1) = Pipe::new::<u32>(true).unwrap();
+    let (a2, b2) = Pipe::new::<u32>(true).unwrap();
+    let q = Queue::<u32>::new().unwrap();
+    let objs: [&dyn Waitable; 3] = [&a1, &a2, &q];
+    let t0 = Instant::now();
+    assert!(wait(&objs, Some(Duration::from_millis(50))).is_empty());
+    assert!(t0.elapsed() >= Duration::from_millis(50));
+    b2.send(&1).unwrap();
+    assert_eq!(wait(&objs, Some(Duration::ZERO)), vec![1]);
+    q.put(5).unwrap();
+    assert_eq!(wait(&objs, None), vec![1, 2]);
+    // Blocked wait woken by a child writing to the first and then the last object.
+    assert_eq!(a2.recv().unwrap(), 1);
+    assert_eq!(q.get().unwrap(), 5);
+    let p = spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        b1.send(&2).unwrap();
+    });
+    assert_eq!(wait(&objs, Some(LIMIT)), vec![0]);
+    join_ok(&p);
+    assert_eq!(a1.recv().unwrap(), 2);
+    // A dead peer counts as ready (EOF).
+    assert_eq!(wait(&objs, Some(LIMIT)), vec![0]);
+    assert!(matches!(a1.recv(), Err(Error::Eof)));
+}
+
+#[test]
+fn named_pipe_between_processes() {
+    let _w = Watchdog::new(LIMIT);
+    let _f = fork_lock();
+    let name = unique_name("pipe");
+    let (a, _b) = Pipe::create::<String>(&name, true, 4096).unwrap();
+    assert!(matches!(Pipe::open::<u32>(&name), Err(Error::WrongType { .. })));
+    let p = spawn({
+        let name = name.clone();
+        move || {
+            let (_a, b) = Pipe::open::<String>(&name).unwrap();
+            let s = b.recv().unwrap();
+            b.send(&format!("{s}{s}")).unwrap();
+        }
+    });
+    a.send(&"ab".into()).unwrap();
+    assert_eq!(a.recv_timeout(LIMIT).unwrap(), "abab");
+    join_ok(&p);
+    a.unlink().unwrap();
+}
