@@ -97,7 +97,8 @@ impl PipeCore {
         let p = seg.param();
         let duplex = p >> 63 == 1;
         let cells = p & !(1 << 63);
-        let bad = || Error::CorruptHeader { name: name.to_owned(), reason: "pipe ring size does not match its segment" };
+        let bad =
+            || Error::CorruptHeader { name: name.to_owned(), reason: "pipe ring size does not match its segment" };
         if !cells.is_power_of_two() || cells < MIN_CELLS || cells > (1 << 36) {
             return Err(bad());
         }

@@ -73,7 +73,8 @@ impl Core {
     pub(crate) fn open<Tag>(name: &str) -> Result<Core> {
         let seg = Segment::open(name, Self::spec::<Tag>(0), segment::DEFAULT_OPEN_TIMEOUT)?;
         let cells = seg.param();
-        let bad = || Error::CorruptHeader { name: name.to_owned(), reason: "queue ring size does not match its segment" };
+        let bad =
+            || Error::CorruptHeader { name: name.to_owned(), reason: "queue ring size does not match its segment" };
         if !cells.is_power_of_two() || cells < super::MIN_CELLS || cells > (1 << 36) {
             return Err(bad());
         }

@@ -56,7 +56,7 @@ use super::shim::{AtomicU32, AtomicU64, Deadline, Ordering, deadline_passed, sli
 pub(crate) const CELL: usize = 64;
 
 /// Busy-wait steps before sleeping (about a microsecond).
-const SPIN: u32 = 64;
+const SPIN: u32 = if cfg!(loom) { 1 } else { 64 };
 
 /// The first and the longest sleep before re-checking a stalled peer for death.
 const FIRST_SLICE: std::time::Duration = std::time::Duration::from_millis(1);
@@ -337,6 +337,7 @@ impl Ring<'_> {
                 let h = self.hdr.head.0.pos.load(Ordering::Acquire);
                 if t + k > h + n {
                     if tail.pos.load(Ordering::Relaxed) != t {
+                        spin_hint();
                         continue;
                     }
                     me.prod_hi.store(0, Ordering::Release);
@@ -347,12 +348,12 @@ impl Ring<'_> {
                 me.prod_hi.store(0, Ordering::Release);
                 return Reserve::Full;
             }
-            me.prod_lo.store(t, Ordering::Relaxed);
-            me.prod_hi.store(t + k, Ordering::Relaxed);
+            me.prod_lo.store(t, Ordering::Release);
+            me.prod_hi.store(t + k, Ordering::Release);
             #[cfg(feature = "kill-points")]
             super::kill_point(super::KillPoint::ProducerIntent);
             // Release: whoever reads a tail past `t` also sees our intent.
-            if tail.pos.compare_exchange_weak(t, t + k, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            if tail.pos.compare_exchange(t, t + k, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 return Reserve::Ok(t);
             }
         }
@@ -458,11 +459,11 @@ impl Ring<'_> {
             let s = cell.stamp.load(Ordering::Acquire);
             if s == committed(h) {
                 let k = cells_for(cell.len.load(Ordering::Relaxed)).min(n);
-                me.cons_lo.store(h, Ordering::Relaxed);
-                me.cons_hi.store(h + k, Ordering::Relaxed);
+                me.cons_lo.store(h, Ordering::Release);
+                me.cons_hi.store(h + k, Ordering::Release);
                 announced = true;
                 // Release: a producer that reads a head past `h` also sees our intent.
-                if head.pos.compare_exchange_weak(h, h + k, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                if head.pos.compare_exchange(h, h + k, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                     head.count.fetch_add(1, Ordering::Release);
                     let len = cell.len.load(Ordering::Relaxed);
                     #[cfg(feature = "kill-points")]
@@ -472,10 +473,12 @@ impl Ring<'_> {
                 continue;
             }
             if s > committed(h) {
+                spin_hint();
                 continue; // the head moved on and the cell was reused meanwhile
             }
             let t = self.hdr.tail.0.pos.load(Ordering::Acquire);
             if head.pos.load(Ordering::Acquire) != h {
+                spin_hint();
                 continue;
             }
             if announced {
@@ -520,8 +523,8 @@ impl Ring<'_> {
             return true;
         }
         // The producer died between reservation and commit, and can commit nothing any more.
-        me.cons_lo.store(h, Ordering::Relaxed);
-        me.cons_hi.store(h + 1, Ordering::Relaxed);
+        me.cons_lo.store(h, Ordering::Release);
+        me.cons_hi.store(h + 1, Ordering::Release);
         if head.pos.compare_exchange(h, h + 1, Ordering::AcqRel, Ordering::Relaxed).is_err() {
             me.cons_hi.store(0, Ordering::Release);
             return true;
@@ -557,6 +560,7 @@ impl Ring<'_> {
                 Claim::Pending(h) => {
                     if !block {
                         if self.skip_if_producer_dead(me, h) {
+                            spin_hint();
                             continue;
                         }
                         return Err(Fail::WouldBlock);
