@@ -132,17 +132,17 @@ fn queue_2p2c(iters: u64) -> Duration {
     let half = iters / 2;
     let mut kids: Vec<Box<dyn FnOnce(u64) + Send>> = Vec::new();
     for _ in 0..2 {
-        let q = q.clone();
+        let qp = q.clone();
         kids.push(Box::new(move |_| {
             for k in 0..half {
-                q.put_bytes(&k.to_le_bytes()).expect("put");
+                qp.put_bytes(&k.to_le_bytes()).expect("put");
             }
         }));
-        let q = q.clone();
+        let qc = q.clone();
         kids.push(Box::new(move |_| {
             let mut buf = Vec::with_capacity(8);
             for _ in 0..half {
-                q.get_bytes_into(&mut buf).expect("get");
+                qc.get_bytes_into(&mut buf).expect("get");
             }
         }));
     }

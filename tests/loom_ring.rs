@@ -6,6 +6,7 @@
 //! The payload is modelled with loom `UnsafeCell`s, so a message read without a happens-before
 //! edge from its writer is reported as a data race. Death is modelled by a thread that stops
 //! half-way and marks its owner id dead (what /proc would say).
+#![allow(clippy::unwrap_used)]
 #![cfg(loom)]
 #![allow(dead_code, unsafe_code)]
 

@@ -1,5 +1,6 @@
 //! Pipe and Connection across processes: CPython's connection tests ported (send/recv, bytes,
 //! recv_bytes_into, poll, EOF on peer close or death, directions), and `wait`.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Queue, SimpleQueue and JoinableQueue, across processes: CPython's queue tests ported
 //! (FIFO, qsize, empty/full, timeouts, close, join/task_done), plus many producers and consumers
 //! with no loss and no duplicates, messages from 0 B to 1 MiB, and wrap-around.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! keep working (several laps of the ring through the victim's cells).
 //!
 //! Run with `cargo test --features kill-points --test queue_kill`.
+#![allow(clippy::unwrap_used)]
 #![cfg(feature = "kill-points")]
 
 mod common;

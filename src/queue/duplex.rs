@@ -79,7 +79,9 @@ impl PipeCore {
                 // SAFETY: the payload is ours alone until published, cache-line aligned and
                 // large enough: two EndStates come first.
                 unsafe {
-                    p.cast::<EndState>().add(i).write(EndState { owner: AtomicU64::new(me), closed: AtomicU32::new(0) })
+                    p.cast::<EndState>()
+                        .wrapping_add(i)
+                        .write(EndState { owner: AtomicU64::new(me), closed: AtomicU32::new(0) })
                 };
             }
             // SAFETY: ring 0's region lies after the end states, inside the payload.
@@ -99,7 +101,7 @@ impl PipeCore {
         let cells = p & !(1 << 63);
         let bad =
             || Error::CorruptHeader { name: name.to_owned(), reason: "pipe ring size does not match its segment" };
-        if !cells.is_power_of_two() || cells < MIN_CELLS || cells > (1 << 36) {
+        if !cells.is_power_of_two() || !(MIN_CELLS..=(1 << 36)).contains(&cells) {
             return Err(bad());
         }
         let (_, ring1) = layout(cells, duplex);
@@ -125,7 +127,7 @@ impl PipeCore {
         let seg = self.rings[0].segment();
         // SAFETY: the payload starts with two EndStates initialised before publication; atomics
         // only, and the Arc keeps the mapping alive.
-        unsafe { &*seg.payload().cast::<EndState>().add(side & 1) }
+        unsafe { &*seg.payload().cast::<EndState>().wrapping_add(side & 1) }
     }
 
     /// Records the calling process as the user of end `side` (cheap when it already is).

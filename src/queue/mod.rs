@@ -14,6 +14,7 @@
 
 pub(crate) mod duplex;
 pub(crate) mod joinable;
+#[allow(clippy::module_inception)]
 pub(crate) mod queue;
 pub(crate) mod ring;
 pub(crate) mod shim;
@@ -114,11 +115,11 @@ impl RingRef {
         for i in 0..slots as usize {
             // SAFETY: slot `i` lies inside the region (region_len counts `slots` slots), is
             // 64-byte aligned (the header is 5 lines), and unshared.
-            unsafe { r.slots.cast_mut().add(i).write(Slot::new()) };
+            unsafe { r.slots.cast_mut().wrapping_add(i).write(Slot::new()) };
         }
         for i in 0..cells as usize {
             // SAFETY: meta `i` lies inside the region, 16-byte aligned, unshared.
-            unsafe { r.meta.cast_mut().add(i).write(CellMeta::new(i as u64)) };
+            unsafe { r.meta.cast_mut().wrapping_add(i).write(CellMeta::new(i as u64)) };
         }
         r
     }
@@ -241,12 +242,12 @@ impl ClaimGuard<'_> {
         // SAFETY: the cells [pos, pos + cells) are claimed by us: no producer writes them until we
         // release them, and the producer's writes happen-before our claim (commit/acquire). The
         // source range lies inside the data area; `dst` is a distinct local buffer.
-        unsafe { std::ptr::copy_nonoverlapping(self.q.at.data.add(off), dst.as_mut_ptr(), first) };
+        unsafe { std::ptr::copy_nonoverlapping(self.q.at.data.wrapping_add(off), dst.as_mut_ptr(), first) };
         #[cfg(feature = "kill-points")]
         kill_point(KillPoint::ConsumerMidCopy);
         if first < len {
             // SAFETY: as above; the message wrapped, its rest starts at the data area's base.
-            unsafe { std::ptr::copy_nonoverlapping(self.q.at.data, dst.as_mut_ptr().add(first), len - first) };
+            unsafe { std::ptr::copy_nonoverlapping(self.q.at.data, dst.as_mut_ptr().wrapping_add(first), len - first) };
         }
     }
 
@@ -380,12 +381,12 @@ impl RawQueue {
         // SAFETY: positions [t, t + k) are reserved by us and released by the previous lap's
         // consumer (wait_released): nobody else reads or writes these bytes until our commit.
         // The range lies inside the data area; `buf` is a distinct local buffer.
-        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), self.at.data.add(off), first) };
+        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), self.at.data.wrapping_add(off), first) };
         #[cfg(feature = "kill-points")]
         kill_point(KillPoint::ProducerMidWrite);
         if first < buf.len() {
             // SAFETY: as above; the message wraps to the data area's base.
-            unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr().add(first), self.at.data, buf.len() - first) };
+            unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr().wrapping_add(first), self.at.data, buf.len() - first) };
         }
     }
 

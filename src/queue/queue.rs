@@ -75,7 +75,7 @@ impl Core {
         let cells = seg.param();
         let bad =
             || Error::CorruptHeader { name: name.to_owned(), reason: "queue ring size does not match its segment" };
-        if !cells.is_power_of_two() || cells < super::MIN_CELLS || cells > (1 << 36) {
+        if !cells.is_power_of_two() || !(super::MIN_CELLS..=(1 << 36)).contains(&cells) {
             return Err(bad());
         }
         if seg.payload_len() != RING_OFFSET + region_len(cells, QUEUE_SLOTS) {
