@@ -149,25 +149,75 @@ fn queue_2p2c(iters: u64) -> Duration {
     measure(iters, kids, |_| {})
 }
 
-fn queue_wake_rtt(iters: u64) -> Duration {
-    let ping = Queue::<()>::with_capacity(4096, 0).expect("queue");
-    let pong = Queue::<()>::with_capacity(4096, 0).expect("queue");
-    let (pi, po) = (ping.clone(), pong.clone());
+fn now_ns() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("clock");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+}
+
+/// Shared state of a wake-up latency measurement.
+struct Wake {
+    phase: AtomicU64,
+    fired_at: AtomicU64,
+    total_ns: AtomicU64,
+}
+
+/// The latency of waking a blocked waiter: the child blocks in `block(k)`; once it has surely
+/// gone to sleep (50 µs later), the parent stamps the time and calls `fire(k)`; the child
+/// stamps the time it returned. Returns the sum of (return - fire) over `iters` wake-ups.
+fn wake_latency(iters: u64, block: impl Fn(u64) + Send + 'static, fire: impl Fn(u64)) -> Duration {
+    let w = shared(Wake { phase: AtomicU64::new(0), fired_at: AtomicU64::new(0), total_ns: AtomicU64::new(0) });
     measure(
         iters,
         vec![Box::new(move |n| {
-            let mut buf = Vec::with_capacity(8);
-            for _ in 0..n {
-                pi.get_bytes_into(&mut buf).expect("get");
-                po.put_bytes(&buf).expect("put");
+            for k in 0..n {
+                w.phase.store(2 * k + 1, Ordering::SeqCst);
+                block(k);
+                let t1 = now_ns();
+                w.total_ns.fetch_add(t1.saturating_sub(w.fired_at.load(Ordering::SeqCst)), Ordering::SeqCst);
+                w.phase.store(2 * k + 2, Ordering::SeqCst);
             }
         })],
         |n| {
-            let mut buf = Vec::with_capacity(8);
             for k in 0..n {
-                ping.put_bytes(&k.to_le_bytes()).expect("put");
-                pong.get_bytes_into(&mut buf).expect("get");
+                spin_until(|| w.phase.load(Ordering::SeqCst) == 2 * k + 1);
+                let t = now_ns();
+                spin_until(|| now_ns() - t > 50_000);
+                w.fired_at.store(now_ns(), Ordering::SeqCst);
+                fire(k);
+                spin_until(|| w.phase.load(Ordering::SeqCst) == 2 * k + 2);
             }
+        },
+    );
+    Duration::from_nanos(w.total_ns.load(Ordering::SeqCst))
+}
+
+/// Wake-up of a get blocked on an empty queue.
+fn queue_wake(iters: u64) -> Duration {
+    let q = Queue::<()>::with_capacity(4096, 0).expect("queue");
+    let qc = q.clone();
+    wake_latency(
+        iters,
+        move |_| {
+            let mut buf = Vec::with_capacity(8);
+            qc.get_bytes_into(&mut buf).expect("get");
+        },
+        |k| q.put_bytes(&k.to_le_bytes()).expect("put"),
+    )
+}
+
+/// The floor: a bare FUTEX_WAIT woken by FUTEX_WAKE.
+fn local_futex_wake(iters: u64) -> Duration {
+    let word = shared(AtomicU32::new(0));
+    wake_latency(
+        iters,
+        move |k| {
+            while word.load(Ordering::Acquire) == k as u32 {
+                futex_wait(word, k as u32);
+            }
+        },
+        |k| {
+            word.store(k as u32 + 1, Ordering::Release);
+            futex_wake(word);
         },
     )
 }
@@ -281,32 +331,6 @@ fn futex_wake(w: &AtomicU32) {
     unsafe { nix::libc::syscall(nix::libc::SYS_futex, w.as_ptr(), nix::libc::FUTEX_WAKE, 1) };
 }
 
-/// The floor of a blocked wake-up: a bare futex ping-pong between two processes.
-fn local_futex_rtt(iters: u64) -> Duration {
-    let w = shared([AtomicU32::new(0), AtomicU32::new(0)]);
-    measure(
-        iters,
-        vec![Box::new(move |n| {
-            for k in 0..n as u32 {
-                while w[0].load(Ordering::Acquire) == k {
-                    futex_wait(&w[0], k);
-                }
-                w[1].store(k + 1, Ordering::Release);
-                futex_wake(&w[1]);
-            }
-        })],
-        |n| {
-            for k in 0..n as u32 {
-                w[0].store(k + 1, Ordering::Release);
-                futex_wake(&w[0]);
-                while w[1].load(Ordering::Acquire) == k {
-                    futex_wait(&w[1], k);
-                }
-            }
-        },
-    )
-}
-
 /// pipe(2) round trip of 8 bytes between two processes.
 fn local_pipe2_rtt(iters: u64) -> Duration {
     let (r1, w1) = nix::unistd::pipe().expect("pipe");
@@ -346,8 +370,12 @@ fn groups(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("queue_wake_rtt");
-    g.bench_function("shmproc", |b| b.iter_custom(queue_wake_rtt));
-    g.bench_function("local_futex_rtt", |b| b.iter_custom(local_futex_rtt));
+    // Each wake-up costs ~25 µs of wall time for a few µs measured: keep the sample small.
+    g.sample_size(10);
+    g.measurement_time(Duration::from_millis(300));
+    g.warm_up_time(Duration::from_millis(100));
+    g.bench_function("shmproc", |b| b.iter_custom(queue_wake));
+    g.bench_function("local_futex_wake", |b| b.iter_custom(local_futex_wake));
     g.finish();
 
     let mut g = c.benchmark_group("pipe_rtt");

@@ -28,6 +28,22 @@ mod shim {
         loom::thread::yield_now();
     }
 
+    /// One pause, then sleep: keeps the model small.
+    pub(crate) struct Spinner(bool);
+
+    impl Spinner {
+        pub(crate) fn new() -> Spinner {
+            Spinner(false)
+        }
+
+        pub(crate) fn spin(&mut self) -> bool {
+            let first = !self.0;
+            self.0 = true;
+            loom::thread::yield_now();
+            first
+        }
+    }
+
     /// A futex wait may always return spuriously: yield so the notifier can run.
     pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Deadline) -> bool {
         if word.load(Ordering::SeqCst) == expected {

@@ -50,13 +50,10 @@
 //! `super::shim` and `super::eventcount` provide.
 
 use super::eventcount::EventCount;
-use super::shim::{AtomicU32, AtomicU64, Deadline, Ordering, deadline_passed, slice_deadline, spin_hint};
+use super::shim::{AtomicU32, AtomicU64, Deadline, Ordering, Spinner, deadline_passed, slice_deadline, spin_hint};
 
 /// Bytes of payload per cell.
 pub(crate) const CELL: usize = 64;
-
-/// Busy-wait steps before sleeping (about a microsecond).
-const SPIN: u32 = if cfg!(loom) { 1 } else { 64 };
 
 /// The first and the longest sleep before re-checking a stalled peer for death.
 const FIRST_SLICE: std::time::Duration = std::time::Duration::from_millis(1);
@@ -272,10 +269,32 @@ impl Ring<'_> {
     }
 
     /// Messages committed and not yet taken (a snapshot).
+    ///
+    /// With a maxsize the ring keeps exact put/get counts (it needs them at every put); without
+    /// one it does not pay for two more atomic read-modify-writes per message, and counts by
+    /// walking the committed messages between head and tail instead (at most `cells()` steps).
     pub(crate) fn qsize(&self) -> u64 {
-        let gets = self.hdr.head.0.count.load(Ordering::Acquire);
-        let puts = self.hdr.tail.0.count.load(Ordering::Acquire);
-        puts.saturating_sub(gets)
+        if self.hdr.conf.0.maxsize.load(Ordering::Relaxed) != 0 {
+            let gets = self.hdr.head.0.count.load(Ordering::Acquire);
+            let puts = self.hdr.tail.0.count.load(Ordering::Acquire);
+            return puts.saturating_sub(gets);
+        }
+        let n = self.cells();
+        let mut p = self.hdr.head.0.pos.load(Ordering::Acquire);
+        let t = self.hdr.tail.0.pos.load(Ordering::Acquire);
+        let mut count = 0;
+        let mut steps = 0;
+        while p < t && steps < n {
+            let cell = self.cell(p);
+            if cell.stamp.load(Ordering::Acquire) == committed(p) {
+                count += 1;
+                p += cells_for(cell.len.load(Ordering::Relaxed)).min(n);
+            } else {
+                p += 1;
+            }
+            steps += 1;
+        }
+        count
     }
 
     /// Whether any position is reserved past the head (a message is there or on its way).
@@ -367,16 +386,14 @@ impl Ring<'_> {
         for p in t..t + k {
             let cell = self.cell(p);
             let want = free(p);
-            let mut spins = 0;
+            let mut spinner = Spinner::new();
             let mut slice = FIRST_SLICE;
             loop {
                 let s = cell.stamp.load(Ordering::Acquire);
                 if s == want {
                     break;
                 }
-                if spins < SPIN {
-                    spins += 1;
-                    spin_hint();
+                if spinner.spin() {
                     continue;
                 }
                 let ready = || (cell.stamp.load(Ordering::Acquire) == want).then_some(());
@@ -411,7 +428,9 @@ impl Ring<'_> {
         cell.stamp.store(committed(t), Ordering::Release);
         // After the commit: a consumer that sees the intent gone also sees the commit.
         me.prod_hi.store(0, Ordering::Release);
-        self.hdr.tail.0.count.fetch_add(1, Ordering::Release);
+        if self.hdr.conf.0.maxsize.load(Ordering::Relaxed) != 0 {
+            self.hdr.tail.0.count.fetch_add(1, Ordering::Release);
+        }
         #[cfg(feature = "kill-points")]
         super::kill_point(super::KillPoint::ProducerAfterCommit);
         self.hdr.not_empty.0.notify_all();
@@ -419,7 +438,7 @@ impl Ring<'_> {
 
     /// Reserves room for `k` cells, waiting (spin, then sleep) until `deadline` when `block`.
     pub(crate) fn reserve(&self, me: &Slot, k: u64, block: bool, deadline: Deadline) -> Result<u64, Fail> {
-        let mut spins = 0;
+        let mut spinner = Spinner::new();
         loop {
             match self.try_reserve(me, k) {
                 Reserve::Ok(t) => {
@@ -431,9 +450,7 @@ impl Ring<'_> {
                     if !block || deadline_passed(deadline) {
                         return Err(Fail::WouldBlock);
                     }
-                    if spins < SPIN {
-                        spins += 1;
-                        spin_hint();
+                    if spinner.spin() {
                         continue;
                     }
                     // Sleep in slices: a dead consumer that claimed cells we need releases no
@@ -464,7 +481,9 @@ impl Ring<'_> {
                 announced = true;
                 // Release: a producer that reads a head past `h` also sees our intent.
                 if head.pos.compare_exchange(h, h + k, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                    head.count.fetch_add(1, Ordering::Release);
+                    if self.hdr.conf.0.maxsize.load(Ordering::Relaxed) != 0 {
+                        head.count.fetch_add(1, Ordering::Release);
+                    }
                     let len = cell.len.load(Ordering::Relaxed);
                     #[cfg(feature = "kill-points")]
                     super::kill_point(super::KillPoint::ConsumerAfterClaim);
@@ -538,7 +557,7 @@ impl Ring<'_> {
     /// Claims the next message, waiting (spin, then sleep) until `deadline` when `block`.
     /// Skips the cells of producers that died mid-message.
     pub(crate) fn claim(&self, me: &Slot, block: bool, deadline: Deadline) -> Result<Claimed, Fail> {
-        let mut spins = 0;
+        let mut spinner = Spinner::new();
         let mut slice = FIRST_SLICE;
         loop {
             match self.try_claim(me) {
@@ -550,9 +569,7 @@ impl Ring<'_> {
                     if !block || deadline_passed(deadline) {
                         return Err(Fail::WouldBlock);
                     }
-                    if spins < SPIN {
-                        spins += 1;
-                        spin_hint();
+                    if spinner.spin() {
                         continue;
                     }
                     self.hdr.not_empty.0.wait_until(deadline, || (self.has_data() || self.is_closed()).then_some(()));
@@ -568,9 +585,7 @@ impl Ring<'_> {
                     if deadline_passed(deadline) {
                         return Err(Fail::WouldBlock);
                     }
-                    if spins < SPIN {
-                        spins += 1;
-                        spin_hint();
+                    if spinner.spin() {
                         continue;
                     }
                     // Ready once the head moved or its message is committed (a stamp of the
