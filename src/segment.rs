@@ -64,8 +64,9 @@ impl Spec {
         layout::payload_offset(self.payload_align)
     }
 
-    fn total_len(&self) -> usize {
-        layout::align_up(self.payload_offset() + self.payload_len.max(1), page_size())
+    /// Header, padding and payload rounded up to whole pages; `None` if that overflows `usize`.
+    fn total_len(&self) -> Option<usize> {
+        self.payload_offset().checked_add(self.payload_len.max(1))?.checked_next_multiple_of(page_size())
     }
 }
 
@@ -133,8 +134,10 @@ impl Segment {
     /// `init` receives the payload pointer; it is the only code touching the memory until this
     /// returns, and the payload is zero-filled when it starts.
     pub(crate) fn create(name: Option<&str>, spec: Spec, init: impl FnOnce(*mut u8) -> Result<()>) -> Result<Segment> {
-        let total = spec.total_len();
         let what = spec.kind.name();
+        let total = spec.total_len().ok_or_else(|| {
+            Error::InvalidArgument(format!("a {what} of {} bytes does not fit in memory", spec.payload_len))
+        })?;
         let fd = match name {
             None => fd::memfd(&format!("shmproc-{what}"), total).map_err(|e| map_reserve_errno(what, total, e))?,
             Some(n) => {
