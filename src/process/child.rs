@@ -75,6 +75,32 @@ pub(super) fn flush_stdio() {
     let _ = std::io::stderr().flush();
 }
 
+/// Installs, once and before the first fork, a panic hook that keeps a child's panic from
+/// hanging.
+///
+/// std's default hook takes locks (its backtrace lock, the test harness's output-capture buffer,
+/// stderr's lock). A child forked while another parent thread held one of them (that thread was
+/// panicking or printing) finds it held for ever, and its own panic would block in the hook
+/// instead of exiting with 1. In a child this hook formats the message and writes it straight to
+/// fd 2 without any lock; in the parent it defers to the hook that was installed before.
+/// It is installed by the parent because replacing a hook takes a lock too.
+pub(super) fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::thread::panicking() {
+        return; // set_hook would panic; a later start installs it.
+    }
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| match ME.get() {
+            Some(me) => {
+                let msg = format!("process {:?} (pid {}) {info}\n", me.name, sys::proc::getpid());
+                sys::proc::write_stderr_unlocked(msg.as_bytes());
+            }
+            None => previous(info),
+        }));
+    });
+}
+
 fn parent_name() -> String {
     ME.get().map_or_else(|| "MainProcess".to_owned(), |m| m.name.clone())
 }
@@ -103,7 +129,7 @@ pub(super) fn run(info: ChildInfo, target: Target) -> ! {
         Ok(()) => 0,
         Err(payload) => match payload.downcast::<ExitRequest>() {
             Ok(req) => req.0 & 0xff,
-            // The panic hook already printed the message to stderr.
+            // The panic hook (`install_panic_hook`) already wrote the message to stderr.
             Err(_) => 1,
         },
     };

@@ -195,6 +195,7 @@ impl Process {
             return Err(self.state_error("cannot start a process twice"));
         };
         registry::reap_finished();
+        child::install_panic_hook();
         child::flush_stdio();
         let info = child::ChildInfo {
             name: self.inner.name.clone(),

@@ -171,6 +171,20 @@ pub(crate) fn stdin_from_devnull() -> Result<(), Errno> {
     if r < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
+/// Writes `bytes` to fd 2 with plain `write(2)` calls: no Rust lock, no buffer, safe in a child
+/// forked from a multithreaded parent. Errors are ignored (there is nowhere to report them).
+pub(crate) fn write_stderr_unlocked(mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a live slice of `bytes.len()` readable bytes for the whole call.
+        let r = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        match usize::try_from(r) {
+            Ok(n) if n > 0 => bytes = &bytes[n.min(bytes.len())..],
+            _ if r < 0 && Errno::last() == Errno::EINTR => {}
+            _ => return,
+        }
+    }
+}
+
 /// Ends the process at once with `code`: no destructors, no atexit handlers, no stdio flush.
 pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: `_exit` is always safe to call; it does not return.
