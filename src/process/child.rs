@@ -69,6 +69,27 @@ pub(super) fn parent() -> Option<(i32, String, u64)> {
     ME.get().map(|m| m.parent.clone())
 }
 
+/// Rust's stdout and stderr locks, taken (and flushed through) by the parent just before the
+/// fork and released on both sides right after it.
+///
+/// Holding them across the fork means no other parent thread holds them at that instant, so the
+/// child finds them free. Without this, a thread printing between the parent's flush and the
+/// fork left the lock held for ever in the child, which then hung in its final `flush_stdio`.
+pub(super) struct StdioLocks {
+    _out: std::io::StdoutLock<'static>,
+    _err: std::io::StderrLock<'static>,
+}
+
+/// Locks stdout and stderr (in that order) and flushes them, so buffered output is not written
+/// twice (once per process).
+pub(super) fn lock_and_flush_stdio() -> StdioLocks {
+    let mut out = std::io::stdout().lock();
+    let _ = out.flush();
+    let mut err = std::io::stderr().lock();
+    let _ = err.flush();
+    StdioLocks { _out: out, _err: err }
+}
+
 /// Flushes Rust's stdout and stderr so buffered output is not written twice (once per process).
 pub(super) fn flush_stdio() {
     let _ = std::io::stdout().flush();

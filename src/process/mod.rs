@@ -196,14 +196,20 @@ impl Process {
         };
         registry::reap_finished();
         child::install_panic_hook();
-        child::flush_stdio();
+        let stdio = child::lock_and_flush_stdio();
         let info = child::ChildInfo {
             name: self.inner.name.clone(),
             daemon: self.inner.daemon,
             parent_pid: sys::proc::getpid(),
             identity: self.inner.identity.clone(),
         };
-        let pid = sys::proc::fork_and_run(move || child::run(info, target)).map_err(|e| Error::os("fork", e))?;
+        // The closure owns the stdio locks: the child releases its copies before anything else,
+        // the parent when fork_and_run drops the closure right after the fork.
+        let pid = sys::proc::fork_and_run(move || {
+            drop(stdio);
+            child::run(info, target)
+        })
+        .map_err(|e| Error::os("fork", e))?;
         // The child cannot be reaped before we do, so its pid cannot be reused before this.
         let pidfd = sys::proc::pidfd_open(pid).map_err(|e| Error::os("pidfd_open", e))?;
         *state = State::Started { pid, pidfd, exitcode: None };
