@@ -601,3 +601,72 @@ fn ten_processes_run_concurrently() {
     assert_eq!(out.to_vec(), (0..10u64).map(|i| i * i).collect::<Vec<_>>());
     assert!(procs.iter().all(|p| !p.is_alive()));
 }
+
+// ---- fork from a multithreaded parent -----------------------------------------------------
+
+/// Starts `n` children running `f` while `noise` runs on another thread; every child must end
+/// within 10 s with `want`.
+fn children_end_despite(n: usize, want: i32, f: fn(), noise: fn(&std::sync::atomic::AtomicBool)) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let t = std::thread::spawn({
+        let stop = stop.clone();
+        move || noise(&stop)
+    });
+    let mut failure = None;
+    for i in 0..n {
+        let p = Process::new(f);
+        p.start().expect("start");
+        if !p.join_timeout(Duration::from_secs(10)).expect("join") {
+            let _ = p.kill();
+            let _ = p.join_timeout(JOIN);
+            failure = Some(format!("child {i} hung"));
+            break;
+        }
+        if p.exitcode() != Some(want) {
+            failure = Some(format!("child {i} ended with {:?}", p.exitcode()));
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    t.join().expect("noise thread");
+    assert_eq!(failure, None);
+}
+
+#[test]
+fn child_panic_does_not_hang_while_parent_threads_panic() {
+    let _g = common::fork_lock();
+    let _w = common::Watchdog::new(Duration::from_secs(120));
+    // Another thread of the parent keeps panicking: at some fork it is inside std's panic hook,
+    // holding its locks. The child's own panic must still end it with exit code 1.
+    children_end_despite(
+        100,
+        1,
+        || panic!("deliberate panic in a child"),
+        |stop| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::thread::spawn(|| panic!("deliberate panic in a parent thread")).join();
+            }
+        },
+    );
+}
+
+#[test]
+fn child_exit_does_not_hang_while_a_parent_thread_uses_stdout() {
+    let _g = common::fork_lock();
+    let _w = common::Watchdog::new(Duration::from_secs(120));
+    // Another thread of the parent keeps taking stdout's lock: a child forked while it held it
+    // used to hang in its final flush.
+    children_end_despite(
+        200,
+        0,
+        || {},
+        |stop| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = std::io::stdout().lock();
+                std::hint::black_box(&out);
+                drop(out);
+            }
+        },
+    );
+}
