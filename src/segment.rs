@@ -246,7 +246,10 @@ impl Segment {
         }
         let off = h.payload_offset.load(Ordering::Relaxed) as usize;
         let plen = h.payload_len.load(Ordering::Relaxed) as usize;
-        if off < HEADER_LEN || off % spec.payload_align != 0 || off.checked_add(plen).is_none_or(|end| end > total) {
+        if off < HEADER_LEN
+            || !off.is_multiple_of(spec.payload_align)
+            || off.checked_add(plen).is_none_or(|end| end > total)
+        {
             return Err(Error::CorruptHeader { name: name.to_owned(), reason: "payload outside the segment" });
         }
         if spec.payload_len != usize::MAX && plen != spec.payload_len {

@@ -76,11 +76,15 @@ impl RawLock {
     /// # Safety
     /// `p` must be valid for writes, aligned, and unused by anyone else until this returns.
     pub(crate) unsafe fn init(p: *mut RawLock, recursive: bool) -> Result<()> {
-        // SAFETY: forwarded from the caller; `mutex` is the first field of `*p`.
-        unsafe { RobustMutex::init(std::ptr::addr_of_mut!((*p).mutex), recursive) }
-            .map_err(|e| Error::os("pthread_mutex_init", e))?;
-        // SAFETY: as above; `poisoned` is a field of `*p` and nobody else can see it yet.
-        unsafe { std::ptr::addr_of_mut!((*p).poisoned).write(AtomicU32::new(0)) };
+        // SAFETY: the caller guarantees `p` is valid and aligned, so projecting to a field of
+        // `*p` stays in bounds; no reference is created.
+        let mutex = unsafe { &raw mut (*p).mutex };
+        // SAFETY: forwarded from the caller; `mutex` is the first field of `*p`, unused by others.
+        unsafe { RobustMutex::init(mutex, recursive) }.map_err(|e| Error::os("pthread_mutex_init", e))?;
+        // SAFETY: as for `mutex`.
+        let poisoned = unsafe { &raw mut (*p).poisoned };
+        // SAFETY: `poisoned` is a field of `*p`, valid for writes, aligned, and nobody else can see it yet.
+        unsafe { poisoned.write(AtomicU32::new(0)) };
         Ok(())
     }
 
