@@ -1039,3 +1039,107 @@ fn rlock_other_process_blocks_until_fully_released() {
     assert!(r.lock_timeout(JOIN).is_ok(), "free once fully released");
     assert_eq!(finish(&holder), 0);
 }
+
+#[test]
+fn mutex_lock_timeout_with_a_huge_timeout_waits_then_acquires() {
+    let _g = common::fork_lock();
+    let _w = common::Watchdog::new(WATCHDOG);
+    let m = Mutex::new(5u64).expect("mutex");
+    assert_eq!(*m.lock_timeout(Duration::MAX).expect("free lock, huge timeout"), 5);
+    let (held, release) = (RawValue::new(0u32).expect("rv"), RawValue::new(0u32).expect("rv"));
+    let holder = start_releasable_holder(&m, &held, &release);
+    // A deadline centuries away must block like lock(), not fail (EINVAL) or return at once.
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let (res_tx, res_rx) = mpsc::channel();
+    let waiter = std::thread::spawn({
+        let m = m.clone();
+        move || {
+            tid_tx.send(current_tid()).expect("send tid");
+            let _ = res_tx.send(got(m.lock_timeout(Duration::MAX)));
+        }
+    });
+    let tid = tid_rx.recv_timeout(JOIN).expect("waiter tid");
+    assert!(common::wait_for(JOIN, || blocked_in_futex(tid)), "the waiter never slept in the lock");
+    assert!(res_rx.try_recv().is_err(), "returned while the lock was held");
+    release.store(1);
+    assert_eq!(res_rx.recv_timeout(JOIN).expect("the waiter must acquire once released"), Got::Clean(5));
+    waiter.join().expect("waiter thread");
+    assert_eq!(finish(&holder), 0);
+}
+
+#[test]
+fn rlock_lock_timeout_with_a_huge_timeout_acquires_a_free_lock() {
+    let r = ReentrantMutex::with_value(1u8).expect("rlock");
+    let g = r.lock_timeout(Duration::MAX).expect("free");
+    let h = r.lock_timeout(Duration::MAX).expect("re-entry");
+    assert_eq!((*g, *h), (1, 1));
+}
+
+// ---- ownership across fork and thread exit --------------------------------------------------
+
+#[test]
+fn a_lock_held_at_fork_is_not_owned_by_the_child() {
+    let _g = common::fork_lock();
+    let _w = common::Watchdog::new(WATCHDOG);
+    let m = Mutex::new(1u64).expect("mutex");
+    let r = ReentrantMutex::with_value(2u64).expect("rlock");
+    let mg = m.lock().expect("lock");
+    let rg = r.lock().expect("lock");
+    // The child is a copy of this very thread, but not the owner: the lock words hold our tid.
+    let code = run({
+        let (m, r) = (m.clone(), r.clone());
+        move || {
+            if !matches!(m.try_lock(), Err(LockError::WouldBlock)) {
+                shmproc::exit(2);
+            }
+            if !matches!(r.try_lock(), Err(LockError::WouldBlock)) {
+                shmproc::exit(3); // an RLock re-entry here would mean the child thinks it owns it
+            }
+            if r.is_owned_by_current_thread() {
+                shmproc::exit(4);
+            }
+            if !matches!(m.release(), Err(Error::NotOwner)) || !matches!(r.release(), Err(Error::NotOwner)) {
+                shmproc::exit(5);
+            }
+            if !matches!(m.lock_timeout(Duration::from_millis(20)), Err(LockError::WouldBlock)) {
+                shmproc::exit(6);
+            }
+        }
+    });
+    assert_eq!(code, 0, "2/3: try_lock did not block, 4: owns the RLock, 5: release allowed, 6: lock_timeout");
+    assert!(r.is_owned_by_current_thread());
+    assert_eq!((*mg, *rg), (1, 2));
+    drop((mg, rg));
+    // Released by us, the child can take both.
+    let code = run({
+        let (m, r) = (m.clone(), r.clone());
+        move || {
+            let ok = m.try_lock().is_ok() && r.try_lock().is_ok();
+            shmproc::exit(if ok { 0 } else { 1 });
+        }
+    });
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_thread_that_exits_holding_a_lock_poisons_it() {
+    // The kernel's robust list works per thread: a thread that ends while it holds the lock (its
+    // guard leaked) is a dead owner, like a killed process.
+    let m = Mutex::new(0u64).expect("mutex");
+    std::thread::spawn({
+        let m = m.clone();
+        move || {
+            let mut g = m.lock().expect("lock");
+            *g = DATA;
+            std::mem::forget(g);
+        }
+    })
+    .join()
+    .expect("thread");
+    match m.try_lock() {
+        Err(LockError::Poisoned(p)) => assert_eq!(**p.get_ref(), DATA),
+        other => panic!("expected Poisoned, got {other:?}"),
+    }
+    m.clear_poison();
+    assert_eq!(*m.lock().expect("clean"), DATA);
+}

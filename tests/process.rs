@@ -670,3 +670,31 @@ fn child_exit_does_not_hang_while_a_parent_thread_uses_stdout() {
         },
     );
 }
+
+#[test]
+fn join_timeout_with_a_huge_timeout_returns_when_the_child_ends() {
+    let _g = common::fork_lock();
+    let _w = common::Watchdog::new(WATCHDOG);
+    let go = RawValue::new(0u32).expect("raw value");
+    let p = Process::new({
+        let go = go.clone();
+        move || {
+            if !common::wait_for(JOIN, || go.load() == 1) {
+                shmproc::exit(2);
+            }
+        }
+    });
+    p.start().expect("start");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let joiner = std::thread::spawn({
+        let p = p.clone();
+        move || {
+            let _ = tx.send(p.join_timeout(Duration::MAX).map_err(|e| e.to_string()));
+        }
+    });
+    assert!(rx.recv_timeout(Duration::from_millis(50)).is_err(), "returned while the child runs");
+    go.store(1);
+    assert_eq!(rx.recv_timeout(JOIN).expect("join_timeout(MAX) must return once the child ended"), Ok(true));
+    joiner.join().expect("joiner");
+    assert_eq!(p.exitcode(), Some(0));
+}
