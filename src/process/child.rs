@@ -154,6 +154,9 @@ pub(super) fn run(info: ChildInfo, target: Target) -> ! {
             Err(_) => 1,
         },
     };
+    // As Python's child does after its target, whatever the outcome: terminate our daemon
+    // children and wait for the others.
+    super::registry::finish_children();
     flush_stdio();
     sys::proc::exit_now(code)
 }
