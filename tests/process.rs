@@ -698,3 +698,65 @@ fn join_timeout_with_a_huge_timeout_returns_when_the_child_ends() {
     joiner.join().expect("joiner");
     assert_eq!(p.exitcode(), Some(0));
 }
+
+#[test]
+fn exit_from_another_thread_of_the_child() {
+    let _g = common::fork_lock();
+    let _w = common::Watchdog::new(WATCHDOG);
+    let code = run(|| {
+        let t = std::thread::spawn(|| shmproc::exit(5));
+        let _ = t.join();
+        common::park_forever()
+    });
+    assert_eq!(code, 5);
+}
+
+#[test]
+fn grandchildren_are_numbered_per_parent() {
+    let _g = common::fork_lock();
+    let _w = common::Watchdog::new(WATCHDOG);
+    let code = run(|| {
+        let me = shmproc::current_process().name;
+        let a = Process::new(|| {});
+        let b = Process::new(|| {});
+        let c = Process::new(|| {}).with_name("custom");
+        let d = Process::new(|| {});
+        if a.name() != format!("{me}:1") || b.name() != format!("{me}:2") || c.name() != "custom" {
+            shmproc::exit(2);
+        }
+        // A custom name still uses a number, as in Python.
+        if d.name() != format!("{me}:4") {
+            shmproc::exit(3);
+        }
+    });
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_child_joins_its_non_daemon_children_before_it_ends() {
+    let _g = common::fork_lock();
+    let _w = common::Watchdog::new(WATCHDOG);
+    // Python's child runs _exit_function after its target: it joins its non-daemon children.
+    let (started, go, done) =
+        (RawValue::new(0u32).expect("rv"), RawValue::new(0u32).expect("rv"), RawValue::new(0u32).expect("rv"));
+    let p = Process::new({
+        let (started, go, done) = (started.clone(), go.clone(), done.clone());
+        move || {
+            let c = Process::new(move || {
+                started.store(1);
+                if common::wait_for(Duration::from_secs(30), || go.load() == 1) {
+                    done.store(1);
+                }
+            });
+            c.start().expect("start grandchild");
+            // Returns without joining it.
+        }
+    });
+    p.start().expect("start");
+    assert!(common::wait_for(JOIN, || started.load() == 1), "the grandchild never started");
+    let ended_early = p.join_timeout(Duration::from_millis(100)).expect("join_timeout");
+    go.store(1);
+    assert_eq!(finish(&p), 0);
+    assert!(!ended_early, "the child ended while its non-daemon child still ran");
+    assert_eq!(done.load(), 1, "the grandchild finished before its parent ended");
+}

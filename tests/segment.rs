@@ -650,3 +650,16 @@ fn sizes_near_usize_max_are_refused_not_wrapped() {
         }
     }
 }
+
+#[test]
+fn sweep_skips_names_of_other_users() {
+    let mut c = Cleanup::new();
+    let prefix = format!("{}-", c.name("sweep3"));
+    let name = format!("{prefix}foreign");
+    c.0.push(name.clone());
+    drop(Value::create(&name, 1u32).expect("create"));
+    // Unused, ours in content, but another user's file: not ours to remove.
+    std::os::unix::fs::chown(shm_path(&name), Some(65534), Some(65534)).expect("chown");
+    assert_eq!(shmproc::sweep(&prefix).expect("sweep"), Vec::<String>::new());
+    assert!(common::shm_exists(&name));
+}
