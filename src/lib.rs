@@ -19,5 +19,7 @@ pub use shared::array::Array;
 pub use shared::memory::SharedMemory;
 pub use shared::raw::{AtomicElement, RawArray, RawValue};
 pub use shared::value::Value;
+#[cfg(feature = "lock_api")]
+pub use sync::lock_api_impl::RawRobustMutex;
 pub use sync::mutex::{Lock, Mutex, MutexGuard};
 pub use sync::rlock::{RLock, ReentrantMutex, ReentrantMutexGuard};

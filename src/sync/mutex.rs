@@ -71,6 +71,11 @@ impl Wait {
 }
 
 impl RawLock {
+    /// All-zero storage, to be initialised with [`init`](Self::init) before use.
+    pub(crate) const fn zeroed() -> RawLock {
+        RawLock { mutex: RobustMutex::zeroed(), poisoned: AtomicU32::new(0) }
+    }
+
     /// Initialises the lock in place.
     ///
     /// # Safety

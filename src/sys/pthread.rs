@@ -66,6 +66,14 @@ static_assertions::const_assert_eq!(std::mem::size_of::<RobustMutex>(), 40);
 static_assertions::const_assert_eq!(std::mem::align_of::<RobustMutex>(), 8);
 
 impl RobustMutex {
+    /// All-zero bytes: NOT yet a robust mutex. Only for storage that [`init`](Self::init)
+    /// initialises before any lock call (the lazily initialised `lock_api` adapter).
+    pub(crate) const fn zeroed() -> RobustMutex {
+        // SAFETY: pthread_mutex_t is a C union of integers and arrays of integers; all-zero bits
+        // are a valid value of it (glibc's own PTHREAD_MUTEX_INITIALIZER is all zeros).
+        RobustMutex(std::cell::UnsafeCell::new(unsafe { std::mem::zeroed() }))
+    }
+
     /// Initialises a robust, process-shared mutex in place: error-checking (a relock by the owner
     /// is EDEADLK, an unlock by a non-owner EPERM) or recursive.
     ///
