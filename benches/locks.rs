@@ -52,21 +52,15 @@ fn lock_contended_2proc(c: &mut Criterion) {
     // time is per op (both processes together), and the counter is checked after each sample.
     let futex = Counted::shared(FutexLock::default());
     g.bench_function("plain_futex", |b| {
-        b.iter_custom(|iters| {
-            support::contended_2proc(iters, || futex.locked_increment(), || futex.count())
-        });
+        b.iter_custom(|iters| support::contended_2proc(iters, || futex.locked_increment(), || futex.count()));
     });
     let robust = Counted::shared_robust();
     g.bench_function("glibc_robust", |b| {
-        b.iter_custom(|iters| {
-            support::contended_2proc(iters, || robust.locked_increment(), || robust.count())
-        });
+        b.iter_custom(|iters| support::contended_2proc(iters, || robust.locked_increment(), || robust.count()));
     });
     let raw_sync = Counted::shared(RawSyncMutex::new());
     g.bench_function("raw_sync", |b| {
-        b.iter_custom(|iters| {
-            support::contended_2proc(iters, || raw_sync.locked_increment(), || raw_sync.count())
-        });
+        b.iter_custom(|iters| support::contended_2proc(iters, || raw_sync.locked_increment(), || raw_sync.count()));
     });
     // shmproc: let v = shmproc::Value::new(0u64).expect("anonymous value");
     // shmproc: g.bench_function("shmproc_value", |b| b.iter_custom(|iters| {
@@ -102,11 +96,5 @@ fn segment_create_open_unlink(c: &mut Criterion) {
     support::unlink_quietly(&name);
 }
 
-criterion_group!(
-    benches,
-    lock_uncontended,
-    lock_contended_2proc,
-    process_start_join,
-    segment_create_open_unlink
-);
+criterion_group!(benches, lock_uncontended, lock_contended_2proc, process_start_join, segment_create_open_unlink);
 criterion_main!(benches);

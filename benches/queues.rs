@@ -132,9 +132,7 @@ fn queue_1p1c(c: &mut Criterion) {
     g.bench_function("raw_spsc_ring_2proc", |b| {
         b.iter_custom(support::spsc_ring_2proc);
     });
-    g.bench_function("os_pipe_2proc", |b| {
-        b.iter_custom(support::pipe_stream_2proc)
-    });
+    g.bench_function("os_pipe_2proc", |b| b.iter_custom(support::pipe_stream_2proc));
     g.bench_function("crossbeam_array_queue_2threads", |b| {
         b.iter_custom(crossbeam_1p1c);
     });
@@ -186,11 +184,5 @@ fn pipe_round_trip_2proc(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(
-    benches,
-    queue_1p1c,
-    queue_2p2c,
-    memcpy,
-    pipe_round_trip_2proc
-);
+criterion_group!(benches, queue_1p1c, queue_2p2c, memcpy, pipe_round_trip_2proc);
 criterion_main!(benches);

@@ -9,9 +9,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 fn wake_round_trip_2proc(c: &mut Criterion) {
     let mut g = c.benchmark_group("wake_round_trip_2proc");
-    g.bench_function("raw_futex", |b| {
-        b.iter_custom(support::futex_wake_round_trip)
-    });
+    g.bench_function("raw_futex", |b| b.iter_custom(support::futex_wake_round_trip));
     // shmproc: let (ping, pong) = (shmproc::Event::new().expect("event"), shmproc::Event::new().expect("event"));
     // shmproc: g.bench_function("shmproc_event", |b| b.iter_custom(|iters| {
     // shmproc:     support::two_process(iters,
@@ -25,9 +23,7 @@ fn cache_line_round_trip_2proc(c: &mut Criterion) {
     // Not a floor of any shmproc row: the spinning lower bound that tells how far apart the two
     // cores are in this run (cross-core figures drift up to 8x between runs on this machine).
     let mut g = c.benchmark_group("cache_line_round_trip_2proc");
-    g.bench_function("shared_word", |b| {
-        b.iter_custom(support::shared_word_round_trip)
-    });
+    g.bench_function("shared_word", |b| b.iter_custom(support::shared_word_round_trip));
     g.finish();
 }
 

@@ -47,15 +47,8 @@ impl SharedMap {
                 0,
             )
         };
-        assert!(
-            ptr != libc::MAP_FAILED,
-            "mmap({len}) failed: {}",
-            std::io::Error::last_os_error()
-        );
-        Self {
-            ptr: ptr.cast(),
-            len,
-        }
+        assert!(ptr != libc::MAP_FAILED, "mmap({len}) failed: {}", std::io::Error::last_os_error());
+        Self { ptr: ptr.cast(), len }
     }
 
     /// The first byte of the mapping (page-aligned).
@@ -161,20 +154,10 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) ->
         tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_nsec: libc::c_long::from(t.subsec_nanos().cast_signed()),
     });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `word` is a live, aligned u32 for the call; `ts_ptr` is null or points at `ts`,
     // which outlives the call. FUTEX_WAIT with a relative timeout only reads both.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            ts_ptr,
-        )
-    }
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, ts_ptr) }
 }
 
 /// Shared FUTEX_WAKE of up to `n` waiters on `word`.
@@ -230,11 +213,7 @@ fn watchdog_thread() {
             std::process::exit(101);
         }
         st = match st.armed.iter().map(|a| a.deadline).min() {
-            Some(d) => {
-                cv.wait_timeout(st, d.saturating_duration_since(now))
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0
-            }
+            Some(d) => cv.wait_timeout(st, d.saturating_duration_since(now)).unwrap_or_else(|e| e.into_inner()).0,
             None => cv.wait(st).unwrap_or_else(|e| e.into_inner()),
         };
     }
@@ -253,12 +232,7 @@ impl Watchdog {
         let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
         st.next_id += 1;
         let id = st.next_id;
-        st.armed.push(Armed {
-            id,
-            deadline: Instant::now() + CHILD_TIMEOUT,
-            pid,
-            what: what.to_owned(),
-        });
+        st.armed.push(Armed { id, deadline: Instant::now() + CHILD_TIMEOUT, pid, what: what.to_owned() });
         cv.notify_one();
         Self { id }
     }
@@ -330,10 +304,7 @@ pub fn waitpid_raw(pid: libc::pid_t) -> libc::c_int {
             return status;
         }
         let err = std::io::Error::last_os_error();
-        assert!(
-            err.kind() == std::io::ErrorKind::Interrupted,
-            "waitpid({pid}) failed: {err}"
-        );
+        assert!(err.kind() == std::io::ErrorKind::Interrupted, "waitpid({pid}) failed: {err}");
     }
 }
 
@@ -428,11 +399,7 @@ pub fn contended_2proc(iters: u64, op: impl Fn(), count: impl Fn() -> u64) -> Du
         },
     );
     let after = count();
-    assert_eq!(
-        after.wrapping_sub(before),
-        iters,
-        "lost increments: the lock under test did not exclude"
-    );
+    assert_eq!(after.wrapping_sub(before), iters, "lost increments: the lock under test did not exclude");
     elapsed
 }
 
@@ -486,10 +453,7 @@ impl FutexLock {
         for _ in 0..LOCK_SPINS {
             spin_loop();
             if self.state.load(Ordering::Relaxed) == 0
-                && self
-                    .state
-                    .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
+                && self.state.compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
             {
                 return;
             }
@@ -503,11 +467,7 @@ impl FutexLock {
 impl RawLock for FutexLock {
     #[inline]
     fn lock(&self) {
-        if self
-            .state
-            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        if self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
             self.lock_slow();
         }
     }
@@ -552,19 +512,13 @@ impl RobustMutex {
         let r = unsafe { libc::pthread_mutexattr_init(attr.as_mut_ptr()) };
         assert_eq!(r, 0, "pthread_mutexattr_init");
         // SAFETY: `attr` was initialised above.
-        let r = unsafe {
-            libc::pthread_mutexattr_settype(attr.as_mut_ptr(), libc::PTHREAD_MUTEX_ERRORCHECK)
-        };
+        let r = unsafe { libc::pthread_mutexattr_settype(attr.as_mut_ptr(), libc::PTHREAD_MUTEX_ERRORCHECK) };
         assert_eq!(r, 0, "pthread_mutexattr_settype");
         // SAFETY: `attr` was initialised above.
-        let r = unsafe {
-            libc::pthread_mutexattr_setpshared(attr.as_mut_ptr(), libc::PTHREAD_PROCESS_SHARED)
-        };
+        let r = unsafe { libc::pthread_mutexattr_setpshared(attr.as_mut_ptr(), libc::PTHREAD_PROCESS_SHARED) };
         assert_eq!(r, 0, "pthread_mutexattr_setpshared");
         // SAFETY: `attr` was initialised above.
-        let r = unsafe {
-            libc::pthread_mutexattr_setrobust(attr.as_mut_ptr(), libc::PTHREAD_MUTEX_ROBUST)
-        };
+        let r = unsafe { libc::pthread_mutexattr_setrobust(attr.as_mut_ptr(), libc::PTHREAD_MUTEX_ROBUST) };
         assert_eq!(r, 0, "pthread_mutexattr_setrobust");
         // SAFETY: the caller guarantees `m` is at its final address and unused; `attr` is
         // initialised.
@@ -656,10 +610,7 @@ unsafe impl<L: Sync> Sync for Counted<L> {}
 impl<L: RawLock> Counted<L> {
     /// `lock` and a zero counter in fresh shared memory.
     pub fn shared(lock: L) -> Shared<Self> {
-        Shared::new(Self {
-            lock,
-            counter: std::cell::UnsafeCell::new(0),
-        })
+        Shared::new(Self { lock, counter: std::cell::UnsafeCell::new(0) })
     }
 
     /// lock, `counter += 1`, unlock.
@@ -749,8 +700,7 @@ impl SpscRing {
                     head != tail
                 });
             }
-            sum =
-                sum.wrapping_add(self.slots[(head as usize) % RING_SLOTS].load(Ordering::Relaxed));
+            sum = sum.wrapping_add(self.slots[(head as usize) % RING_SLOTS].load(Ordering::Relaxed));
             head += 1;
             self.head.store(head, Ordering::Release);
         }
@@ -764,11 +714,7 @@ pub fn spsc_ring_2proc(iters: u64) -> Duration {
     let ring = SpscRing::shared();
     let sum = std::cell::Cell::new(0);
     let t = two_process(iters, |n| sum.set(ring.consume(n)), |n| ring.produce(0..n));
-    assert_eq!(
-        sum.get(),
-        (0..iters).sum::<u64>(),
-        "SPSC ring lost or garbled messages"
-    );
+    assert_eq!(sum.get(), (0..iters).sum::<u64>(), "SPSC ring lost or garbled messages");
     t
 }
 
@@ -834,21 +780,9 @@ fn check(r: libc::c_int, what: &str) {
 fn map_fd(fd: libc::c_int, len: usize) -> *mut libc::c_void {
     // SAFETY: maps `len` bytes of a shm object at least that long, at an address of the
     // kernel's choosing; checked against MAP_FAILED.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        )
-    };
-    assert!(
-        p != libc::MAP_FAILED,
-        "mmap failed: {}",
-        std::io::Error::last_os_error()
-    );
+    let p =
+        unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0) };
+    assert!(p != libc::MAP_FAILED, "mmap failed: {}", std::io::Error::last_os_error());
     p
 }
 
@@ -858,13 +792,8 @@ fn map_fd(fd: libc::c_int, len: usize) -> *mut libc::c_void {
 pub fn raw_segment_cycle(name: &std::ffi::CStr, len: usize) {
     let off = libc::off_t::try_from(len).expect("segment length fits off_t");
     // SAFETY: shm_open(3) with a NUL-terminated name.
-    let fd = unsafe {
-        libc::shm_open(
-            name.as_ptr(),
-            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
-            0o600,
-        )
-    };
+    let fd =
+        unsafe { libc::shm_open(name.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC, 0o600) };
     check(fd, "shm_open(O_CREAT|O_EXCL)");
     // SAFETY: ftruncate(2) on the fd just opened.
     check(unsafe { libc::ftruncate(fd, off) }, "ftruncate");
