@@ -44,6 +44,7 @@ ROWS = [
     ("Locks", "lock_contended_2proc", "glibc_robust", "peer"),
     ("Locks", "lock_contended_2proc", "raw_sync", "peer"),
     ("Locks", "lock_contended_2proc", "py:value_increment_2proc", "peer"),
+    ("Locks", "lock_contended_2proc", "shmproc_mutex", "shmproc"),
     ("Locks", "lock_contended_2proc", "shmproc_value", "shmproc"),
     ("Processes and segments", "process_start_join", "raw_fork_waitpid", "floor"),
     ("Processes and segments", "process_start_join", "py:process_start_join", "peer"),
@@ -81,6 +82,7 @@ ROWS = [
 TARGETS = [
     ("lock_uncontended", "shmproc_mutex", "glibc_robust", "time<=", 1.0),
     ("lock_uncontended", "shmproc_mutex", "plain_futex", "time<=", 1.5),
+    ("lock_contended_2proc", "shmproc_mutex", "glibc_robust", "time<=", 1.0),
     ("process_start_join", "shmproc_process", "raw_fork_waitpid", "time<=", 1.5),
     ("segment_create_open_unlink", "shmproc_shared_memory", "raw_syscalls", "time<=", 1.3),
     ("wake_round_trip_2proc", "shmproc_event", "raw_futex", "time<=", 1.2),

@@ -41,8 +41,8 @@ fn lock_uncontended(c: &mut Criterion) {
     g.bench_function("parking_lot", |b| {
         b.iter(|| drop(black_box(&pl).lock()));
     });
-    // shmproc: let m = shmproc::Mutex::new(0u64).expect("anonymous mutex");
-    // shmproc: g.bench_function("shmproc_mutex", |b| b.iter(|| drop(black_box(&m).lock())));
+    let m = shmproc::Mutex::new(0u64).expect("anonymous mutex");
+    g.bench_function("shmproc_mutex", |b| b.iter(|| drop(black_box(&m).lock().expect("lock"))));
     g.finish();
 }
 
@@ -62,10 +62,13 @@ fn lock_contended_2proc(c: &mut Criterion) {
     g.bench_function("raw_sync", |b| {
         b.iter_custom(|iters| support::contended_2proc(iters, || raw_sync.locked_increment(), || raw_sync.count()));
     });
-    // shmproc: let v = shmproc::Value::new(0u64).expect("anonymous value");
-    // shmproc: g.bench_function("shmproc_value", |b| b.iter_custom(|iters| {
-    // shmproc:     support::contended_2proc(iters, || *v.lock().expect("lock") += 1, || v.get())
-    // shmproc: }));
+    let m = shmproc::Mutex::new(0u64).expect("anonymous mutex");
+    g.bench_function("shmproc_mutex", |b| {
+        b.iter_custom(|iters| {
+            support::contended_2proc(iters, || *m.lock().expect("lock") += 1, || *m.lock().expect("lock"))
+        });
+    });
+    // shmproc: the same with shmproc::Value (row "shmproc_value" in compare.py) once it exists.
     g.finish();
 }
 
