@@ -7,7 +7,7 @@
 //!
 //! Every wait in a multi-process bench is bounded: a forked child dies with its parent
 //! (`PR_SET_PDEATHSIG`), and the parent arms a [`Watchdog`] around each measurement that kills
-//! the child and ends the bench with a message when it takes longer than [`CHILD_TIMEOUT`].
+//! the child and ends the bench with a message when it takes longer than [`child_timeout`].
 #![allow(dead_code, unsafe_code)]
 
 use std::hint::spin_loop;
@@ -17,8 +17,15 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How long a multi-process measurement may take before its child is killed and the bench ends.
-pub const CHILD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a multi-process measurement may take before its child is killed and the bench ends:
+/// 30 s, or `SHMPROC_BENCH_CHILD_TIMEOUT_SECS` (to test the watchdog itself).
+pub fn child_timeout() -> Duration {
+    static T: OnceLock<Duration> = OnceLock::new();
+    *T.get_or_init(|| {
+        let secs = std::env::var("SHMPROC_BENCH_CHILD_TIMEOUT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+        Duration::from_secs(secs)
+    })
+}
 
 // ---------------------------------------------------------------------------------------------
 // Shared memory
@@ -206,7 +213,9 @@ fn watchdog_thread() {
             unsafe { libc::kill(a.pid, libc::SIGKILL) };
             eprintln!(
                 "bench watchdog: {} (child {}) did not finish within {:?}: killed it, ending the bench",
-                a.what, a.pid, CHILD_TIMEOUT
+                a.what,
+                a.pid,
+                child_timeout()
             );
             drop(st);
             std::thread::sleep(Duration::from_secs(2));
@@ -219,7 +228,7 @@ fn watchdog_thread() {
     }
 }
 
-/// While alive, bounds a wait on child `pid`: past [`CHILD_TIMEOUT`] the child is SIGKILLed, a
+/// While alive, bounds a wait on child `pid`: past [`child_timeout`] the child is SIGKILLed, a
 /// message names `what`, and the bench process exits with status 101.
 pub struct Watchdog {
     id: u64,
@@ -232,7 +241,7 @@ impl Watchdog {
         let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
         st.next_id += 1;
         let id = st.next_id;
-        st.armed.push(Armed { id, deadline: Instant::now() + CHILD_TIMEOUT, pid, what: what.to_owned() });
+        st.armed.push(Armed { id, deadline: Instant::now() + child_timeout(), pid, what: what.to_owned() });
         cv.notify_one();
         Self { id }
     }
@@ -343,14 +352,19 @@ pub fn two_process(iters: u64, parent: impl FnOnce(u64), child: impl FnOnce(u64)
     let hs = Shared::new(Handshake::default());
     let pid = fork_child(|| {
         hs.ready.store(1, Ordering::Release);
-        child(iters);
-        hs.done.store(1, Ordering::Release);
+        // A panicking child reports at once (done = 2) instead of leaving the parent to the
+        // watchdog; fork_child then turns the panic into exit code 1, which wait_child reports.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(iters)));
+        hs.done.store(if r.is_ok() { 1 } else { 2 }, Ordering::Release);
+        if let Err(p) = r {
+            std::panic::resume_unwind(p);
+        }
     });
     let dog = Watchdog::arm(pid, "two_process");
     spin_until(|| hs.ready.load(Ordering::Acquire) == 1);
     let start = Instant::now();
     parent(iters);
-    spin_until(|| hs.done.load(Ordering::Acquire) == 1);
+    spin_until(|| hs.done.load(Ordering::Acquire) != 0);
     let elapsed = start.elapsed();
     drop(dog);
     wait_child(pid);
