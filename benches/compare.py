@@ -190,6 +190,7 @@ def machine():
         "cores": os.cpu_count(),
         "kernel": platform.release(),
         "rustc": run(["rustc", "--version"]) or "unknown",
+        "load": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
@@ -282,7 +283,8 @@ def main():
         "Regenerate: `cargo bench -- --warm-up-time 1 --measurement-time 2 && python3 "
         "benches/python_peers.py && python3 benches/compare.py`.",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, {m['rustc']}, {m['date']}. "
+        f"Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, {m['rustc']}, {m['date']}, "
+        f"load average {m['load']} (1/5/15 min) when compared; other work on the machine moves these figures. "
         "Cross-core figures on this machine drift by up to 8x between runs (DESIGN.md §3): compare "
         "rows of the same run only.",
         "",
