@@ -68,17 +68,25 @@ fn lock_contended_2proc(c: &mut Criterion) {
             support::contended_2proc(iters, || *m.lock().expect("lock") += 1, || *m.lock().expect("lock"))
         });
     });
-    // shmproc: the same with shmproc::Value (row "shmproc_value" in compare.py) once it exists.
+    let v = shmproc::Value::new(0u64).expect("anonymous value");
+    g.bench_function("shmproc_value", |b| {
+        b.iter_custom(|iters| {
+            support::contended_2proc(iters, || *v.lock().expect("lock") += 1, || v.get().expect("get"))
+        });
+    });
     g.finish();
 }
 
 fn process_start_join(c: &mut Criterion) {
     let mut g = c.benchmark_group("process_start_join");
     g.bench_function("raw_fork_waitpid", |b| b.iter(support::raw_fork_waitpid));
-    // shmproc: g.bench_function("shmproc_process", |b| b.iter(|| {
-    // shmproc:     let mut p = shmproc::Process::new(|| {}).start().expect("start");
-    // shmproc:     p.join().expect("join");
-    // shmproc: }));
+    g.bench_function("shmproc_process", |b| {
+        b.iter(|| {
+            let p = shmproc::Process::new(|| {});
+            p.start().expect("start");
+            p.join().expect("join");
+        });
+    });
     g.finish();
 }
 
@@ -90,11 +98,15 @@ fn segment_create_open_unlink(c: &mut Criterion) {
     g.bench_function("raw_syscalls", |b| {
         b.iter(|| support::raw_segment_cycle(&name, LEN));
     });
-    // shmproc: g.bench_function("shmproc_shared_memory", |b| b.iter(|| {
-    // shmproc:     let a = shmproc::SharedMemory::create(&name_str, LEN).expect("create");
-    // shmproc:     let b2 = shmproc::SharedMemory::open(&name_str).expect("open");
-    // shmproc:     drop(b2); a.unlink().expect("unlink");
-    // shmproc: }));
+    let shm_name = format!("shmproc-bench-shm-{}", std::process::id());
+    g.bench_function("shmproc_shared_memory", |b| {
+        b.iter(|| {
+            let created = shmproc::SharedMemory::create(&shm_name, LEN).expect("create");
+            let attached = shmproc::SharedMemory::open(&shm_name).expect("open");
+            drop(attached);
+            created.unlink().expect("unlink");
+        });
+    });
     g.finish();
     support::unlink_quietly(&name);
 }
