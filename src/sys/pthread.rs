@@ -36,6 +36,23 @@ pub(crate) enum LockStatus {
     TooManyRecursions,
 }
 
+/// A pthread return code not yet decoded into a [`LockStatus`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RawStatus(libc::c_int);
+
+impl RawStatus {
+    /// Acquired normally.
+    #[inline(always)]
+    pub(crate) fn is_ok(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The decoded status.
+    pub(crate) fn status(self) -> LockStatus {
+        status(self.0)
+    }
+}
+
 fn status(rc: libc::c_int) -> LockStatus {
     match rc {
         0 => LockStatus::Acquired,
@@ -114,8 +131,15 @@ impl RobustMutex {
     /// Acquires the mutex if it is free right now.
     #[inline]
     pub(crate) fn try_lock(&self) -> LockStatus {
+        self.try_lock_raw().status()
+    }
+
+    /// `try_lock` with the status left undecoded: the uncontended fast path tests `is_ok()`
+    /// only and decodes nothing.
+    #[inline(always)]
+    pub(crate) fn try_lock_raw(&self) -> RawStatus {
         // SAFETY: the type invariant.
-        status(unsafe { libc::pthread_mutex_trylock(self.0.get()) })
+        RawStatus(unsafe { libc::pthread_mutex_trylock(self.0.get()) })
     }
 
     /// Blocks until the mutex is acquired or the CLOCK_MONOTONIC deadline passes.
@@ -139,9 +163,15 @@ impl RobustMutex {
     /// owner: robust mutexes check ownership.
     #[inline]
     pub(crate) fn unlock(&self) -> Result<(), Errno> {
-        // SAFETY: the type invariant; glibc checks ownership for robust mutexes.
-        let rc = unsafe { libc::pthread_mutex_unlock(self.0.get()) };
+        let rc = self.unlock_raw();
         if rc == 0 { Ok(()) } else { Err(Errno::from_raw(rc)) }
+    }
+
+    /// `unlock` returning glibc's code as is (0 on success), for guards that know they hold it.
+    #[inline(always)]
+    pub(crate) fn unlock_raw(&self) -> i32 {
+        // SAFETY: the type invariant; glibc checks ownership for robust mutexes.
+        unsafe { libc::pthread_mutex_unlock(self.0.get()) }
     }
 
     /// The futex word glibc keeps first in every mutex: owner TID plus the FUTEX_WAITERS and
