@@ -20,7 +20,7 @@ fn main() -> shmproc::Result<()> {
     let p = Process::new({
         let (num, arr) = (num.clone(), arr.clone());
         move || {
-            num.set(3.1415927).expect("set");
+            num.set(std::f64::consts::PI).expect("set"); // Python: n.value = 3.1415927
             for x in arr.lock().expect("lock").iter_mut() {
                 *x = -*x;
             }
