@@ -6,6 +6,8 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod eventcount;
+#[cfg(feature = "lock_api")]
+pub(crate) mod lock_api_impl;
 pub(crate) mod mutex;
 pub(crate) mod rlock;
 pub(crate) mod shim;
