@@ -1143,3 +1143,109 @@ fn a_thread_that_exits_holding_a_lock_poisons_it() {
     m.clear_poison();
     assert_eq!(*m.lock().expect("clean"), DATA);
 }
+
+// ---- Pod structs, and recovering from a kill under contention ---------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Point {
+    x: f64,
+    y: f64,
+    hits: u32,
+    _pad: u32,
+}
+
+#[test]
+fn value_of_a_pod_struct_across_processes() {
+    let _g = common::fork_lock();
+    let _w = common::Watchdog::new(WATCHDOG);
+    let v = Value::new(Point { x: 1.5, y: -2.0, hits: 0, _pad: 0 }).expect("value");
+    let procs: Vec<Process> = (0..3)
+        .map(|_| {
+            let v = v.clone();
+            start(move || {
+                for _ in 0..1_000 {
+                    let mut p = v.lock().expect("lock");
+                    p.x += 1.0;
+                    p.y -= 1.0;
+                    p.hits += 1;
+                }
+            })
+        })
+        .collect();
+    for p in &procs {
+        assert_eq!(finish(p), 0);
+    }
+    assert_eq!(v.get().expect("get"), Point { x: 3_001.5, y: -3_002.0, hits: 3_000, _pad: 0 });
+    // Named: the struct's type is part of the segment's fingerprint.
+    let name = common::unique_name("point");
+    let _c = Cleanup(vec![name.clone()]);
+    let n = Value::create(&name, Point { x: 0.0, y: 0.0, hits: 7, _pad: 0 }).expect("create");
+    assert!(matches!(Value::<[f64; 3]>::open(&name), Err(Error::WrongType { .. })), "same size, other type");
+    assert_eq!(Value::<Point>::open(&name).expect("open").get().expect("get").hits, 7);
+    n.unlink().expect("unlink");
+}
+
+#[test]
+fn kill9_under_contention_survivors_finish_and_repair() {
+    let _g = common::fork_lock();
+    let _w = common::Watchdog::new(WATCHDOG);
+    const N: u64 = 5_000;
+    // [0] = total, [1 + i] = worker i's own count; both updated under one hold, so a holder
+    // killed between the two writes leaves them inconsistent, which the poison announces.
+    let m = Mutex::new([0u64; 5]).expect("mutex");
+    let progress = RawValue::new(0u64).expect("raw value");
+    let repaired = RawValue::new(0u32).expect("raw value");
+    let workers: Vec<Process> = (0..4usize)
+        .map(|i| {
+            let (m, progress, repaired) = (m.clone(), progress.clone(), repaired.clone());
+            start(move || {
+                // Worker 0 keeps going until it is killed; the others do N increments each.
+                let rounds = if i == 0 { u64::MAX } else { N };
+                for _ in 0..rounds {
+                    let mut g = match m.lock() {
+                        Ok(g) => g,
+                        Err(LockError::Poisoned(p)) => {
+                            // Repair: the per-worker counts are the truth.
+                            let mut g = p.into_inner();
+                            g[0] = g[1..].iter().sum();
+                            m.clear_poison();
+                            repaired.fetch_add(1);
+                            g
+                        }
+                        Err(_) => shmproc::exit(2),
+                    };
+                    g[0] += 1;
+                    std::hint::spin_loop();
+                    g[1 + i] += 1;
+                    drop(g);
+                    if i == 0 {
+                        progress.fetch_add(1);
+                    }
+                }
+            })
+        })
+        .collect();
+    // Kill worker 0 somewhere in the middle of its work, while the others still run.
+    assert!(common::wait_for(JOIN, || progress.load() >= N / 4), "worker 0 made no progress");
+    workers[0].kill().expect("kill");
+    assert_eq!(finish(&workers[0]), -9);
+    for w in &workers[1..] {
+        assert_eq!(finish(w), 0, "a survivor failed (2 = an unexpected lock error)");
+    }
+    let g = match m.lock() {
+        Ok(g) => g,
+        Err(LockError::Poisoned(p)) => {
+            // Died holding it after the survivors were done: nobody repaired it yet.
+            let mut g = p.into_inner();
+            g[0] = g[1..].iter().sum();
+            m.clear_poison();
+            g
+        }
+        Err(e) => panic!("{e:?}"),
+    };
+    assert_eq!(g[2..], [N, N, N], "every survivor did all its increments");
+    assert!(g[1] >= N / 4, "worker 0's increments before it was killed: {}", g[1]);
+    assert_eq!(g[0], g[1..].iter().sum::<u64>(), "the total matches the per-worker counts");
+    assert!(repaired.load() <= 1, "one death, at most one repair");
+}

@@ -760,3 +760,35 @@ fn a_child_joins_its_non_daemon_children_before_it_ends() {
     assert!(!ended_early, "the child ended while its non-daemon child still ran");
     assert_eq!(done.load(), 1, "the grandchild finished before its parent ended");
 }
+
+#[test]
+fn only_the_creating_process_may_start_or_join() {
+    let _g = common::fork_lock();
+    let _w = common::Watchdog::new(WATCHDOG);
+    let running = parked();
+    let unstarted = Process::new(|| {});
+    let code = run({
+        let (running, unstarted) = (running.clone(), unstarted.clone());
+        move || {
+            // Handles inherited through the fork belong to the parent.
+            if !matches!(running.join_timeout(Duration::ZERO), Err(Error::ProcessState { .. })) {
+                shmproc::exit(2);
+            }
+            if !matches!(running.join(), Err(Error::ProcessState { .. })) {
+                shmproc::exit(3);
+            }
+            if !matches!(unstarted.start(), Err(Error::ProcessState { .. })) {
+                shmproc::exit(4);
+            }
+            if !shmproc::active_children().is_empty() {
+                shmproc::exit(5); // the parent's children are not ours
+            }
+        }
+    });
+    assert_eq!(code, 0, "2/3: join allowed, 4: start allowed, 5: inherited children");
+    assert!(running.is_alive(), "the child's attempts left our child alone");
+    assert_eq!(kill_and_finish(&running), -9);
+    // The unstarted one is still ours to start.
+    unstarted.start().expect("start");
+    assert_eq!(finish(&unstarted), 0);
+}
