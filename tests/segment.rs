@@ -663,3 +663,41 @@ fn sweep_skips_names_of_other_users() {
     assert_eq!(shmproc::sweep(&prefix).expect("sweep"), Vec::<String>::new());
     assert!(common::shm_exists(&name));
 }
+
+#[test]
+fn open_racing_a_creator_sees_not_found_or_the_whole_initial_value() {
+    let _g = common::fork_lock();
+    let _w = common::Watchdog::new(Duration::from_secs(120));
+    const LEN: usize = 1 << 20; // 8 MiB: a creation wide enough to be caught half-way
+    let mut c = Cleanup::new();
+    for round in 0..10u64 {
+        let name = c.name("race");
+        let p = Process::new({
+            let name = name.clone();
+            move || {
+                let init: Vec<u64> = (0..LEN as u64).map(|i| i ^ round).collect();
+                if Array::create_from_slice(&name, &init).is_err() {
+                    shmproc::exit(2);
+                }
+            }
+        });
+        p.start().expect("start");
+        let deadline = Instant::now() + JOIN;
+        let a = loop {
+            match Array::<u64>::open(&name) {
+                Ok(a) => break a,
+                Err(Error::NotFound { .. }) if Instant::now() < deadline => std::hint::spin_loop(),
+                Err(e) => panic!("round {round}: open while the creator works: {e:?}"),
+            }
+        };
+        assert_eq!(a.len(), LEN);
+        let v = a.to_vec().expect("to_vec");
+        assert!(
+            v.iter().enumerate().all(|(i, x)| *x == i as u64 ^ round),
+            "round {round}: saw a half-initialised array"
+        );
+        assert!(p.join_timeout(JOIN).expect("join"));
+        assert_eq!(p.exitcode(), Some(0));
+        a.unlink().expect("unlink");
+    }
+}
