@@ -186,11 +186,30 @@ impl RawLock {
         self.mutex.word() & FUTEX_TID_MASK != 0
     }
 
+    /// Whether some thread of this process holds the lock (a snapshot; a syscall when held).
+    pub(crate) fn is_held_by_this_process(&self) -> bool {
+        let owner = self.mutex.word() & FUTEX_TID_MASK;
+        owner != 0 && crate::sys::proc::is_thread_of_this_process(owner as i32)
+    }
+
     /// Whether the calling thread holds the lock (a robust mutex records its owner's TID).
     pub(crate) fn is_held_by_current_thread(&self) -> bool {
         let owner = self.mutex.word() & FUTEX_TID_MASK;
         owner != 0 && owner == crate::sys::proc::gettid() as u32
     }
+}
+
+/// Keeps `seg` mapped past its last handle while a thread of this process holds the `RawLock`
+/// that starts its payload (see [`Segment::keep_mapped_while`]: the holder's robust list links
+/// through the lock's bytes).
+pub(crate) fn keep_mapped_while_held_here(seg: &mut Segment) {
+    fn held_here(seg: &Segment) -> bool {
+        // SAFETY: only installed on segments whose payload starts with a RawLock initialised
+        // before publication; it is read through glibc's word and atomics only.
+        let lock = unsafe { &*seg.payload().cast::<RawLock>() };
+        lock.is_held_by_this_process()
+    }
+    seg.keep_mapped_while(held_here);
 }
 
 /// Where the data of a locked object starts within its payload: after the lock's cache line.
@@ -371,7 +390,8 @@ impl<T: Pod> Mutex<T> {
         Ok(Self::from_segment(Segment::open(name, Self::spec(kind), timeout)?))
     }
 
-    fn from_segment(seg: Segment) -> Self {
+    fn from_segment(mut seg: Segment) -> Self {
+        keep_mapped_while_held_here(&mut seg);
         let p = seg.payload();
         let data = p.wrapping_add(data_offset(std::mem::align_of::<T>())).cast::<T>();
         Mutex { seg: std::sync::Arc::new(seg), lock: p.cast::<RawLock>(), data }

@@ -146,6 +146,12 @@ pub(crate) fn getpid() -> i32 {
     nix::unistd::getpid().as_raw()
 }
 
+/// Whether `tid` is a live thread of this process (`tgkill(getpid(), tid, 0)`).
+pub(crate) fn is_thread_of_this_process(tid: i32) -> bool {
+    // SAFETY: plain syscall with integer arguments; signal 0 only checks that the thread exists.
+    unsafe { libc::syscall(libc::SYS_tgkill, getpid(), tid, 0) == 0 }
+}
+
 /// The parent's pid (1 or a subreaper once the parent died).
 pub(crate) fn getppid() -> i32 {
     nix::unistd::getppid().as_raw()
