@@ -1249,3 +1249,67 @@ fn kill9_under_contention_survivors_finish_and_repair() {
     assert_eq!(g[0], g[1..].iter().sum::<u64>(), "the total matches the per-worker counts");
     assert!(repaired.load() <= 1, "one death, at most one repair");
 }
+
+// ---- dropping the last handle of a lock this process holds --------------------------------------
+
+#[test]
+fn dropping_a_held_lock_does_not_corrupt_a_later_mapping() {
+    let _g = common::fork_lock();
+    let _w = common::Watchdog::new(WATCHDOG);
+    // glibc links a held robust mutex into its thread's robust list through the mutex's bytes:
+    // unmapping it while held used to let the next lock write into whatever took its address.
+    let code = run(|| {
+        let other = Mutex::new(0u64).expect("mutex");
+        let l = Lock::new(()).expect("lock");
+        if !matches!(l.acquire(true, None), Ok(true)) {
+            shmproc::exit(2);
+        }
+        drop(l); // the last handle, still held: Python-style acquire() without release()
+        let a = Array::<u64>::new(3).expect("array");
+        std::mem::forget(a.lock().expect("lock")); // a leaked guard
+        drop(a);
+        let victim = shmproc::SharedMemory::new(4096 - 256).expect("shm");
+        let zeros = |s: &shmproc::SharedMemory| {
+            let mut b = vec![0u8; s.len()];
+            s.read_at(0, &mut b).expect("read");
+            b.iter().all(|x| *x == 0)
+        };
+        if !zeros(&victim) {
+            shmproc::exit(3);
+        }
+        for _ in 0..10 {
+            *other.lock().expect("lock") += 1;
+        }
+        shmproc::exit(if zeros(&victim) { 0 } else { 4 });
+    });
+    assert_eq!(code, 0, "4 = locking another mutex wrote into a fresh mapping");
+}
+
+#[test]
+fn a_dead_holder_that_dropped_its_handle_is_still_reported() {
+    let _g = common::fork_lock();
+    let _w = common::Watchdog::new(WATCHDOG);
+    let name = common::unique_name("dropped-held");
+    let _c = Cleanup(vec![name.clone()]);
+    let l = Lock::create(&name, ()).expect("create");
+    // The child attaches by name (its own mapping), acquires, drops its handle and exits.
+    let code = run({
+        let name = name.clone();
+        move || {
+            let mine = Lock::open(&name).expect("open");
+            if !matches!(mine.acquire(true, None), Ok(true)) {
+                shmproc::exit(2);
+            }
+            drop(mine);
+        }
+    });
+    assert_eq!(code, 0);
+    // The kernel must still find the lock in the dead thread's robust list and mark it.
+    match l.lock_timeout(JOIN) {
+        Err(LockError::Poisoned(_)) => {}
+        other => panic!("expected Poisoned (WouldBlock = the death went unreported), got {other:?}"),
+    }
+    l.clear_poison();
+    assert!(l.try_lock().is_ok());
+    l.unlink().expect("unlink");
+}
