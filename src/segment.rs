@@ -83,6 +83,10 @@ pub(crate) struct Segment {
     name: Option<String>,
     /// Asked on drop: `true` keeps this process's mapping (and fd) for the rest of its life.
     keep_mapped: Option<fn(&Segment) -> bool>,
+    /// The payload's offset and length, validated once at create/open and never re-read from
+    /// the shared header (which another process could overwrite).
+    payload_off: usize,
+    payload_len: usize,
 }
 
 impl Drop for Segment {
@@ -144,7 +148,14 @@ fn map_reserve_errno(what: &str, len: usize, (op, e): (&'static str, Errno)) -> 
 
 impl Segment {
     fn new(map: MmapRaw, fd: OwnedFd, name: Option<String>) -> Segment {
-        Segment { map: ManuallyDrop::new(map), fd: ManuallyDrop::new(fd), name, keep_mapped: None }
+        Segment {
+            map: ManuallyDrop::new(map),
+            fd: ManuallyDrop::new(fd),
+            name,
+            keep_mapped: None,
+            payload_off: HEADER_LEN,
+            payload_len: 0,
+        }
     }
 
     /// When this segment is dropped, ask `keep` first: if it says `true` the mapping and its
@@ -208,7 +219,9 @@ impl Segment {
         init: impl FnOnce(*mut u8) -> Result<()>,
     ) -> Result<Segment> {
         let map = MmapOptions::new().len(total).map_raw(&fd).map_err(|e| Error::Os { op: "mmap", source: e })?;
-        let seg = Segment::new(map, fd, name.map(str::to_owned));
+        let mut seg = Segment::new(map, fd, name.map(str::to_owned));
+        seg.payload_off = spec.payload_offset();
+        seg.payload_len = spec.payload_len;
         let h = seg.header();
         h.layout_version.store(LAYOUT_VERSION, Ordering::Relaxed);
         h.kind.store(spec.kind as u32, Ordering::Relaxed);
@@ -294,6 +307,9 @@ impl Segment {
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_millis(5));
         }
+        let mut seg = seg;
+        seg.payload_off = off;
+        seg.payload_len = plen;
         Ok(seg)
     }
 
@@ -307,14 +323,13 @@ impl Segment {
 
     /// The start of the payload.
     pub(crate) fn payload(&self) -> *mut u8 {
-        let off = self.header().payload_offset.load(Ordering::Relaxed) as usize;
         // `open` and `create` checked `off + payload_len <= len`, so this stays in the mapping.
-        self.map.as_mut_ptr().wrapping_add(off)
+        self.map.as_mut_ptr().wrapping_add(self.payload_off)
     }
 
-    /// The payload length in bytes.
+    /// The payload length in bytes (as validated when the segment was created or opened).
     pub(crate) fn payload_len(&self) -> usize {
-        self.header().payload_len.load(Ordering::Relaxed) as usize
+        self.payload_len
     }
 
     /// The kind-specific parameter.
