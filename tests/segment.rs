@@ -701,3 +701,40 @@ fn open_racing_a_creator_sees_not_found_or_the_whole_initial_value() {
         a.unlink().expect("unlink");
     }
 }
+
+#[test]
+fn a_header_overwritten_after_open_is_not_trusted_again() {
+    let mut c = Cleanup::new();
+    // A peer (or anyone with write access to /dev/shm) rewrites the payload offset after we
+    // attached: our handles keep using the offset validated at open, never an out-of-bounds one.
+    let shm = c.name("hdr-shm");
+    let a = SharedMemory::create(&shm, 64).expect("create");
+    let b = SharedMemory::open(&shm).expect("open");
+    let arr = c.name("hdr-array");
+    let x = Array::<u64>::create(&arr, 4).expect("create");
+    let raw = c.name("hdr-raw");
+    let r = RawArray::<u64>::create(&raw, 4).expect("create");
+    let v = c.name("hdr-value");
+    let val = Value::create(&v, 1u64).expect("create");
+    for name in [&shm, &arr, &raw, &v] {
+        poke(name, OFF_PAYLOAD_OFFSET, &(1u64 << 40).to_le_bytes());
+        poke(name, OFF_PAYLOAD_LEN, &u64::MAX.to_le_bytes());
+    }
+    a.write_at(60, b"tail").expect("write");
+    let mut buf = [0u8; 4];
+    b.read_at(60, &mut buf).expect("read");
+    assert_eq!(&buf, b"tail");
+    assert_eq!(b.len(), 64);
+    x.set(3, 9).expect("set");
+    assert_eq!(x.to_vec().expect("to_vec"), vec![0, 0, 0, 9]);
+    r.store(3, 7).expect("store");
+    assert_eq!(r.to_vec(), vec![0, 0, 0, 7]);
+    val.set(2).expect("set");
+    assert_eq!(val.get().expect("get"), 2);
+    // A new attacher refuses the damaged header.
+    assert!(matches!(SharedMemory::open(&shm), Err(Error::CorruptHeader { .. })));
+    assert!(matches!(Array::<u64>::open(&arr), Err(Error::CorruptHeader { .. })));
+    for name in [&shm, &arr, &raw, &v] {
+        std::fs::remove_file(shm_path(name)).expect("remove");
+    }
+}
