@@ -64,6 +64,15 @@ fn sigkill(pid: i32) {
     unsafe { libc::kill(pid, libc::SIGKILL) };
 }
 
+/// Points this (child) process's fd 2 at /dev/null.
+#[allow(unsafe_code)]
+fn silence_stderr() {
+    use std::os::fd::AsRawFd;
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null").expect("/dev/null");
+    // SAFETY: both descriptors are open; dup2 atomically replaces fd 2 in this process only.
+    unsafe { libc::dup2(null.as_raw_fd(), 2) };
+}
+
 fn is_process_state(e: &Error) -> bool {
     matches!(e, Error::ProcessState { .. })
 }
@@ -642,7 +651,10 @@ fn child_panic_does_not_hang_while_parent_threads_panic() {
     children_end_despite(
         100,
         1,
-        || panic!("deliberate panic in a child"),
+        || {
+            silence_stderr(); // a hundred panic messages say nothing more than one
+            panic!("deliberate panic in a child")
+        },
         |stop| {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = std::thread::spawn(|| panic!("deliberate panic in a parent thread")).join();
