@@ -804,3 +804,79 @@ fn only_the_creating_process_may_start_or_join() {
     unstarted.start().expect("start");
     assert_eq!(finish(&unstarted), 0);
 }
+
+// ---- the main process's exit: terminate daemons, join the rest ------------------------------
+
+const ROLE_ENV: &str = "SHMPROC_FTESTS_MAIN_EXIT";
+
+#[test]
+fn main_process_exit_terminates_daemons_then_joins_children() {
+    if let Ok(name) = std::env::var(ROLE_ENV) {
+        // The re-run test binary: start a daemon and a child, then exit the process while this
+        // (starting) thread is still alive, so only the at-exit hook can stop the daemon.
+        let slots = RawArray::<i32>::open(&name).expect("open slots");
+        let d = Process::new({
+            let slots = slots.clone();
+            move || {
+                slots.store(0, shmproc::current_process().pid).expect("store");
+                common::park_forever()
+            }
+        })
+        .daemon(true);
+        d.start().expect("start daemon");
+        let c = Process::new({
+            let slots = slots.clone();
+            move || {
+                // Wait until the daemon is gone, then report whether our parent still runs
+                // (it must: it is joining us).
+                let d = loop {
+                    let d = slots.load(0).expect("load");
+                    if d != 0 {
+                        break d;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                };
+                if !common::wait_for(Duration::from_secs(30), || common::is_dead(d)) {
+                    slots.store(1, 3).expect("store");
+                    return;
+                }
+                let parent_alive = shmproc::parent_process().is_some_and(|p| p.is_alive());
+                slots.store(1, if parent_alive { 1 } else { 2 }).expect("store");
+            }
+        });
+        c.start().expect("start child");
+        assert!(common::wait_for(Duration::from_secs(30), || slots.load(0).expect("load") != 0));
+        std::process::exit(0);
+    }
+    let _g = common::fork_lock();
+    let _w = common::Watchdog::new(WATCHDOG);
+    let name = common::unique_name("main-exit");
+    let slots = RawArray::<i32>::create(&name, 2).expect("create");
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut child = std::process::Command::new(exe)
+        .args(["main_process_exit_terminates_daemons_then_joins_children", "--exact", "--test-threads=1"])
+        .env(ROLE_ENV, &name)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("re-run the test binary");
+    let mut status = None;
+    let ended = common::wait_for(JOIN, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    if !ended {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    slots.unlink().expect("unlink");
+    assert!(ended, "the re-run process did not exit");
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let d = slots.load(0).expect("load");
+    assert_ne!(d, 0, "the daemon never started");
+    assert!(common::is_dead(d), "the daemon outlived the main process");
+    assert_eq!(
+        slots.load(1).expect("load"),
+        1,
+        "2: the main process did not wait for its child, 3: the daemon was not terminated at exit"
+    );
+}
