@@ -43,7 +43,9 @@ type Target = Box<dyn FnOnce() + Send + 'static>;
 /// instant of the fork stay held in the child for ever. The closure should touch only what it
 /// captured (shmproc objects are safe: they are process-shared by design). Avoid taking locks
 /// of process-local state other threads use (stdout's lock included: report through shared
-/// memory or exit codes, or print only from single-threaded parents).
+/// memory or exit codes, or print only from single-threaded parents). `start` itself holds
+/// Rust's stdout and stderr locks across the fork (so the child's final flush cannot block on
+/// them), and a child's panic message is written straight to fd 2 without std's locks.
 ///
 /// # Example
 /// ```
