@@ -61,6 +61,12 @@ impl CondCore {
         waiting(self.counts.load(Ordering::Relaxed))
     }
 
+    /// How many notifications were issued and not yet taken (a snapshot; for the loom model).
+    #[cfg_attr(not(loom), allow(dead_code))]
+    pub(crate) fn tokens(&self) -> u32 {
+        tokens(self.counts.load(Ordering::Relaxed))
+    }
+
     /// Wakes up to `n` waiters; returns how many will return notified. The caller holds the lock.
     /// No syscall when nobody waits.
     #[inline]
