@@ -182,7 +182,7 @@ impl Segment {
         h.payload_offset.store(spec.payload_offset() as u64, Ordering::Relaxed);
         h.payload_len.store(spec.payload_len as u64, Ordering::Relaxed);
         h.param.store(spec.param, Ordering::Relaxed);
-        h.creator_pid.store(crate::sys::proc::getpid() as u32, Ordering::Relaxed);
+        h.creator_pid.store(crate::sys::proc::self_identity().0 as u32, Ordering::Relaxed);
         h.magic.store(MAGIC, Ordering::Release);
         init(seg.payload())?;
         seg.header().state.store(STATE_READY, Ordering::Release);
@@ -197,8 +197,7 @@ impl Segment {
         let fd = fd::shm_open_existing(name).map_err(|e| map_errno(name, "shm_open", e))?;
         fd::flock(fd.as_fd_borrow(), Flock::SharedBlocking).map_err(|e| Error::os("flock", e))?;
         let deadline = MonoTime::after(timeout);
-        let started = MonoTime::now();
-        let not_ready = || Error::NotReady { name: name.to_owned(), waited: started.remaining().max(timeout) };
+        let not_ready = || Error::NotReady { name: name.to_owned(), waited: timeout };
         let mut backoff = Duration::from_micros(50);
         // Wait until the creator has sized the file and written the magic.
         let seg = loop {

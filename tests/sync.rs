@@ -79,11 +79,7 @@ impl Child {
             // SAFETY: waitpid on our own child with a valid status pointer.
             let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
             if r == self.pid {
-                return Some(if libc::WIFEXITED(status) {
-                    libc::WEXITSTATUS(status)
-                } else {
-                    -libc::WTERMSIG(status)
-                });
+                return Some(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -libc::WTERMSIG(status) });
             }
             if start.elapsed() > limit {
                 self.kill();

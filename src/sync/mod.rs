@@ -14,6 +14,8 @@ pub(crate) mod condcore;
 pub(crate) mod condvar;
 pub(crate) mod event;
 pub(crate) mod eventcount;
+#[cfg(feature = "lock_api")]
+pub(crate) mod lock_api_impl;
 pub(crate) mod mutex;
 pub(crate) mod rlock;
 pub(crate) mod semaphore;

@@ -71,6 +71,11 @@ impl Wait {
 }
 
 impl RawLock {
+    /// All-zero storage, to be initialised with [`init`](Self::init) before use.
+    pub(crate) const fn zeroed() -> RawLock {
+        RawLock { mutex: RobustMutex::zeroed(), poisoned: AtomicU32::new(0) }
+    }
+
     /// Initialises the lock in place.
     ///
     /// # Safety
@@ -86,9 +91,18 @@ impl RawLock {
 
     /// Acquires the lock; on success `make` builds the guard. A poisoned acquisition still
     /// returns the guard, inside `LockError::Poisoned`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn acquire<G>(&self, wait: Wait, make: impl FnOnce() -> G) -> LockResult<G> {
-        let status = match self.mutex.try_lock() {
+        let rc = self.mutex.try_lock_raw();
+        if rc.is_ok() && self.poisoned.load(Ordering::Relaxed) == 0 {
+            return Ok(make());
+        }
+        self.acquire_slow(rc.status(), wait, make)
+    }
+
+    #[inline(never)]
+    fn acquire_slow<G>(&self, first: LockStatus, wait: Wait, make: impl FnOnce() -> G) -> LockResult<G> {
+        let status = match first {
             LockStatus::Busy => match wait {
                 Wait::No => return Err(LockError::WouldBlock),
                 Wait::Until(deadline) => self.lock_slow(deadline),
@@ -232,13 +246,14 @@ impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
 }
 
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.lock.poison();
         }
         // We hold the lock (the guard exists only after a successful acquisition on this
         // thread), so this cannot fail.
-        let _ = self.lock.release();
+        self.lock.mutex.unlock_raw();
     }
 }
 
@@ -264,11 +279,11 @@ impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for MutexGuard<'_, T> {
 ///     let counter = counter.clone();
 ///     move || {
 ///         for _ in 0..1000 {
-///             *counter.lock().unwrap() += 1;
+///             *counter.lock().expect("lock") += 1;
 ///         }
 ///     }
-/// })
-/// .start()?;
+/// });
+/// child.start()?;
 /// for _ in 0..1000 {
 ///     *counter.lock()? += 1;
 /// }
@@ -278,13 +293,16 @@ impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for MutexGuard<'_, T> {
 /// ```
 pub struct Mutex<T> {
     seg: std::sync::Arc<Segment>,
-    _t: PhantomData<T>,
+    /// The lock at the start of the payload (computed once: the hot path reads no header).
+    lock: *const RawLock,
+    /// The data after the lock's cache line.
+    data: *mut T,
 }
 
 impl<T> Clone for Mutex<T> {
     /// Another handle to the same mutex (the mapping is shared, not copied).
     fn clone(&self) -> Self {
-        Mutex { seg: self.seg.clone(), _t: PhantomData }
+        Mutex { seg: self.seg.clone(), lock: self.lock, data: self.data }
     }
 }
 
@@ -352,24 +370,32 @@ impl<T: Pod> Mutex<T> {
             unsafe { data.write(value) };
             Ok(())
         })?;
-        Ok(Mutex { seg: std::sync::Arc::new(seg), _t: PhantomData })
+        Ok(Self::from_segment(seg))
     }
 
     pub(crate) fn open_kind(name: &str, kind: Kind, timeout: Duration) -> Result<Self> {
-        let seg = Segment::open(name, Self::spec(kind), timeout)?;
-        Ok(Mutex { seg: std::sync::Arc::new(seg), _t: PhantomData })
+        Ok(Self::from_segment(Segment::open(name, Self::spec(kind), timeout)?))
+    }
+
+    fn from_segment(seg: Segment) -> Self {
+        let p = seg.payload();
+        let data = p.wrapping_add(data_offset(std::mem::align_of::<T>())).cast::<T>();
+        Mutex { seg: std::sync::Arc::new(seg), lock: p.cast::<RawLock>(), data }
     }
 }
 
 impl<T> Mutex<T> {
+    #[inline(always)]
     pub(crate) fn raw(&self) -> &RawLock {
-        // SAFETY: the payload starts with a RawLock initialised before the segment was published;
-        // it is only accessed through glibc and atomics, so a shared reference is sound.
-        unsafe { &*self.seg.payload().cast::<RawLock>() }
+        // SAFETY: `lock` points at the start of the payload of `seg`, which `self` keeps mapped,
+        // where a RawLock was initialised before the segment was published; it is only accessed
+        // through glibc and atomics, so a shared reference is sound.
+        unsafe { &*self.lock }
     }
 
+    #[inline(always)]
     fn data(&self) -> *mut T {
-        self.seg.payload().wrapping_add(data_offset(std::mem::align_of::<T>())).cast::<T>()
+        self.data
     }
 
     /// Blocks until the lock is acquired.

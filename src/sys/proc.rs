@@ -11,26 +11,49 @@ use nix::unistd::Pid;
 
 use super::clock::Deadline;
 
-/// Which side of a fork we are on.
-pub(crate) enum Forked {
-    /// In the parent; the child's pid.
-    Parent(i32),
-    /// In the child.
-    Child,
+/// Forks; in the child runs `child`, which should end the process itself (if it returns, the
+/// child exits with status 0 at once).
+/// Returns the child's pid in the parent.
+///
+/// In a multithreaded parent the child holds a copy of every lock other threads held at the
+/// instant of the fork; `child` must touch only what it owns (documented on `Process`).
+pub(crate) fn fork_and_run(child: impl FnOnce()) -> Result<i32, Errno> {
+    // SAFETY: the child branch runs `child`, which never returns into the parent's code and ends
+    // with `_exit`; the parent branch only reads the pid. What the child may touch in a
+    // multithreaded parent is the documented contract of `Process::start`.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(child.as_raw()),
+        nix::unistd::ForkResult::Child => {
+            FORK_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            child();
+            exit_now(0)
+        }
+    }
 }
 
-/// Forks the calling process.
-///
-/// # Safety
-/// In a multithreaded parent, the child may only call async-signal-safe functions until it
-/// execs or exits, except for memory the caller knows no other thread was mutating at the
-/// instant of the fork (see `Process` docs).
-pub(crate) unsafe fn fork() -> Result<Forked, Errno> {
-    // SAFETY: forwarded to the caller.
-    match unsafe { nix::unistd::fork() }? {
-        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child.as_raw())),
-        nix::unistd::ForkResult::Child => Ok(Forked::Child),
-    }
+/// Bumped in every child right after `fork` (ours, and any other glibc fork once
+/// [`watch_forks`] ran): per-process caches compare it instead of calling `getpid()`.
+static FORK_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The number of forks between the original process and this one: a cache keyed by it is
+/// invalidated in every child without a syscall on the hot path.
+pub(crate) fn fork_generation() -> u64 {
+    FORK_GENERATION.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+extern "C" fn bump_fork_generation() {
+    FORK_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Registers (once) a `pthread_atfork` child handler that bumps the fork generation, so caches
+/// stay right even in children forked by other code than `Process`.
+pub(crate) fn watch_forks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a handler that only performs an atomic increment, which is
+        // async-signal-safe and valid in a freshly forked child.
+        unsafe { libc::pthread_atfork(None, None, Some(bump_fork_generation)) };
+    });
 }
 
 /// `pidfd_open(pid, 0)`: a descriptor that becomes readable when the process exits.
@@ -185,4 +208,69 @@ pub(crate) fn is_alive(pid: i32, start: u64) -> bool {
     }
     // `state` was field 3; starttime is field 22, 18 further on.
     fields.nth(18).and_then(|s| s.parse::<u64>().ok()) == Some(start)
+}
+
+static ID_GEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static ID_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+static ID_START: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// This process's identity: (pid, start time in clock ticks since boot). Cached, and refreshed
+/// in forked children via the fork generation: after the first call, three atomic loads.
+pub(crate) fn self_identity() -> (i32, u64) {
+    use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+    let gen_now = fork_generation() + 1;
+    if ID_GEN.load(Acquire) == gen_now {
+        return (ID_PID.load(Relaxed) as i32, ID_START.load(Relaxed));
+    }
+    watch_forks();
+    let pid = getpid();
+    let start = start_time(pid).unwrap_or(0);
+    ID_PID.store(pid as u32, Relaxed);
+    ID_START.store(start, Relaxed);
+    ID_GEN.store(fork_generation() + 1, Release);
+    (pid, start)
+}
+
+/// A per-process slot that a forked child can replace without taking any lock (a lock held by
+/// another parent thread at the instant of the fork would stay held in the child for ever).
+/// Values are leaked: each process installs a handful at most.
+pub(crate) struct ProcessSlot<T: 'static> {
+    ptr: std::sync::atomic::AtomicPtr<T>,
+}
+
+impl<T: Sync + 'static> ProcessSlot<T> {
+    /// An empty slot.
+    pub(crate) const fn new() -> Self {
+        ProcessSlot { ptr: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()) }
+    }
+
+    /// The installed value, if any.
+    pub(crate) fn get(&self) -> Option<&'static T> {
+        let p = self.ptr.load(std::sync::atomic::Ordering::Acquire);
+        // SAFETY: every non-null pointer stored here came from `Box::leak` in `set` and is never
+        // freed, so it is valid for `'static`; only shared references are handed out.
+        unsafe { p.as_ref() }
+    }
+
+    /// Installs `value` (the previous one, if any, stays leaked: references to it stay valid).
+    pub(crate) fn set(&self, value: T) -> &'static T {
+        let leaked: &'static mut T = Box::leak(Box::new(value));
+        self.ptr.store(std::ptr::from_mut(leaked), std::sync::atomic::Ordering::Release);
+        leaked
+    }
+}
+
+/// Runs `f` when the process exits normally (`exit`, or return from `main`), not in `_exit`.
+pub(crate) fn at_exit(f: fn()) {
+    static HOOK: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+    extern "C" fn trampoline() {
+        if let Some(f) = HOOK.get() {
+            f();
+        }
+    }
+    if HOOK.set(f).is_ok() {
+        // SAFETY: registers a plain extern "C" function with no arguments; it stays valid for
+        // the life of the program.
+        unsafe { libc::atexit(trampoline) };
+    }
 }

@@ -36,6 +36,23 @@ pub(crate) enum LockStatus {
     TooManyRecursions,
 }
 
+/// A pthread return code not yet decoded into a [`LockStatus`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RawStatus(libc::c_int);
+
+impl RawStatus {
+    /// Acquired normally.
+    #[inline(always)]
+    pub(crate) fn is_ok(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The decoded status.
+    pub(crate) fn status(self) -> LockStatus {
+        status(self.0)
+    }
+}
+
 fn status(rc: libc::c_int) -> LockStatus {
     match rc {
         0 => LockStatus::Acquired,
@@ -66,6 +83,14 @@ static_assertions::const_assert_eq!(std::mem::size_of::<RobustMutex>(), 40);
 static_assertions::const_assert_eq!(std::mem::align_of::<RobustMutex>(), 8);
 
 impl RobustMutex {
+    /// All-zero bytes: NOT yet a robust mutex. Only for storage that [`init`](Self::init)
+    /// initialises before any lock call (the lazily initialised `lock_api` adapter).
+    pub(crate) const fn zeroed() -> RobustMutex {
+        // SAFETY: pthread_mutex_t is a C union of integers and arrays of integers; all-zero bits
+        // are a valid value of it (glibc's own PTHREAD_MUTEX_INITIALIZER is all zeros).
+        RobustMutex(std::cell::UnsafeCell::new(unsafe { std::mem::zeroed() }))
+    }
+
     /// Initialises a robust, process-shared mutex in place: error-checking (a relock by the owner
     /// is EDEADLK, an unlock by a non-owner EPERM) or recursive.
     ///
@@ -106,8 +131,15 @@ impl RobustMutex {
     /// Acquires the mutex if it is free right now.
     #[inline]
     pub(crate) fn try_lock(&self) -> LockStatus {
+        self.try_lock_raw().status()
+    }
+
+    /// `try_lock` with the status left undecoded: the uncontended fast path tests `is_ok()`
+    /// only and decodes nothing.
+    #[inline(always)]
+    pub(crate) fn try_lock_raw(&self) -> RawStatus {
         // SAFETY: the type invariant.
-        status(unsafe { libc::pthread_mutex_trylock(self.0.get()) })
+        RawStatus(unsafe { libc::pthread_mutex_trylock(self.0.get()) })
     }
 
     /// Blocks until the mutex is acquired or the CLOCK_MONOTONIC deadline passes.
@@ -131,9 +163,15 @@ impl RobustMutex {
     /// owner: robust mutexes check ownership.
     #[inline]
     pub(crate) fn unlock(&self) -> Result<(), Errno> {
-        // SAFETY: the type invariant; glibc checks ownership for robust mutexes.
-        let rc = unsafe { libc::pthread_mutex_unlock(self.0.get()) };
+        let rc = self.unlock_raw();
         if rc == 0 { Ok(()) } else { Err(Errno::from_raw(rc)) }
+    }
+
+    /// `unlock` returning glibc's code as is (0 on success), for guards that know they hold it.
+    #[inline(always)]
+    pub(crate) fn unlock_raw(&self) -> i32 {
+        // SAFETY: the type invariant; glibc checks ownership for robust mutexes.
+        unsafe { libc::pthread_mutex_unlock(self.0.get()) }
     }
 
     /// The futex word glibc keeps first in every mutex: owner TID plus the FUTEX_WAITERS and
