@@ -3,97 +3,45 @@
 //! children. Children report through exit codes and shared memory only; every wait is bounded and
 //! every multi-process test runs under a watchdog.
 
-#![allow(unsafe_code)] // fork, waitpid, kill and _exit for the forked children
+#![allow(unsafe_code)] // libc::raise(SIGKILL) in the holder-death test
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex as StdMutex, MutexGuard as StdGuard};
+mod common;
+
 use std::time::{Duration, Instant};
 
-use shmproc::{Barrier, BoundedSemaphore, Condition, Error, Event, Lock, LockError, Mutex, RLock, Semaphore};
+use common::{Watchdog, fork_lock};
+use shmproc::{Barrier, BoundedSemaphore, Condition, Error, Event, Lock, LockError, Mutex, Process, RLock, Semaphore};
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-/// Serialises the tests that fork (a fork copies whatever other test threads are doing).
-static FORK_LOCK: StdMutex<()> = StdMutex::new(());
-
-fn fork_lock() -> StdGuard<'static, ()> {
-    FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+/// Starts a child process that runs `f` and exits with its return value (1 if it panics).
+fn spawn(f: impl FnOnce() -> i32 + Send + 'static) -> Child {
+    let p = Process::new(move || {
+        let code = f();
+        if code != 0 {
+            shmproc::exit(code);
+        }
+    });
+    p.start().expect("start a child");
+    Child(p)
 }
 
-/// Aborts the whole test binary if the test it guards runs longer than its limit.
-struct Watchdog {
-    done: Arc<AtomicBool>,
-}
-
-impl Watchdog {
-    fn new(limit: Duration) -> Watchdog {
-        let done = Arc::new(AtomicBool::new(false));
-        let flag = done.clone();
-        let name = std::thread::current().name().unwrap_or("?").to_owned();
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            while start.elapsed() < limit {
-                if flag.load(Ordering::Relaxed) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            eprintln!("watchdog: test {name} hung for {limit:?}; aborting");
-            std::process::abort();
-        });
-        Watchdog { done }
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::Relaxed);
-    }
-}
-
-/// A forked child; reaped (or killed and reaped) by `join`.
-struct Child {
-    pid: libc::pid_t,
-}
-
-/// Forks a child that runs `f` and exits with its return value (101 if it panics).
-fn spawn(f: impl FnOnce() -> i32) -> Child {
-    // SAFETY: test-only fork; the child runs `f` (which touches only shared memory and the
-    // handles it captured) and leaves with `_exit`, never returning into the harness.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
-        // SAFETY: ends the child at once, without running the parent's destructors.
-        unsafe { libc::_exit(code) };
-    }
-    Child { pid }
-}
+/// A started child; `join` reaps it (killing it first if it outlives the limit).
+struct Child(Process);
 
 impl Child {
     /// The exit code (`-signal` when killed), waiting at most `limit`; kills it on timeout.
     fn join(self, limit: Duration) -> Option<i32> {
-        let start = Instant::now();
-        loop {
-            let mut status = 0;
-            // SAFETY: waitpid on our own child with a valid status pointer.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-            if r == self.pid {
-                return Some(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -libc::WTERMSIG(status) });
-            }
-            if start.elapsed() > limit {
-                self.kill();
-                // SAFETY: as above; blocks only until the killed child is reaped.
-                unsafe { libc::waitpid(self.pid, &mut status, 0) };
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(2));
+        if !self.0.join_timeout(limit).expect("join a started child") {
+            let _ = self.0.kill();
+            let _ = self.0.join();
+            return None;
         }
+        self.0.exitcode()
     }
 
     fn kill(&self) {
-        // SAFETY: signals our own child.
-        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        self.0.kill().expect("kill a running child");
     }
 }
 
@@ -102,20 +50,12 @@ fn join_ok(c: Child) {
 }
 
 /// Polls `cond` until it holds or 10 s pass; false on timeout.
-fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    false
+fn eventually(cond: impl FnMut() -> bool) -> bool {
+    common::wait_for(Duration::from_secs(10), cond)
 }
 
 fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!("shmproc-test-sync3-{}-{}-{}", std::process::id(), tag, N.fetch_add(1, Ordering::Relaxed))
+    common::unique_name(&format!("sync3-{tag}"))
 }
 
 const LONG: Duration = Duration::from_secs(10);
