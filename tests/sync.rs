@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Watchdog, fork_lock};
@@ -809,4 +811,65 @@ fn barrier_named() {
     b.abort();
     assert!(b2.is_broken());
     b.unlink().unwrap();
+}
+
+#[test]
+fn barrier_last_arrival_runs_its_action_and_gets_last_index() {
+    // Python: the last party to arrive gets parties-1 and runs the action before the others go.
+    let _f = fork_lock();
+    let _w = Watchdog::new(Duration::from_secs(60));
+    let ran = Arc::new(AtomicU32::new(0));
+    let released = Event::new().unwrap();
+    let barrier = Barrier::new(2).unwrap();
+    let child = spawn({
+        let (barrier, released) = (barrier.clone(), released.clone());
+        move || {
+            // The child's handle has no action; it must not pass before the parent's action ran.
+            match barrier.wait_timeout(LONG) {
+                Ok(0) if released.is_set() => 0,
+                Ok(_) => 1,
+                Err(_) => 2,
+            }
+        }
+    });
+    assert!(eventually(|| barrier.n_waiting() == 1));
+    let mine = barrier.clone().with_action({
+        let (ran, released) = (ran.clone(), released.clone());
+        move || {
+            ran.fetch_add(1, Ordering::SeqCst);
+            released.set();
+        }
+    });
+    assert_eq!(mine.wait_timeout(LONG).unwrap(), 1);
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+    join_ok(child);
+}
+
+#[test]
+fn condition_named_across_processes() {
+    let _f = fork_lock();
+    let _w = Watchdog::new(Duration::from_secs(60));
+    let (lname, cname) = (unique("nclock"), unique("ncond"));
+    let cond = Condition::create(&cname, Mutex::create(&lname, 0u32).unwrap()).unwrap();
+    let child = spawn({
+        let (lname, cname) = (lname.clone(), cname.clone());
+        move || {
+            let Ok(lock) = Mutex::<u32>::open(&lname) else { return 1 };
+            let Ok(cond) = Condition::open(&cname, lock) else { return 2 };
+            let g = cond.lock().lock().unwrap();
+            match cond.wait_for(g, |v| **v == 7, Some(LONG)) {
+                Ok((_, true)) => 0,
+                _ => 3,
+            }
+        }
+    });
+    assert!(eventually(|| cond.n_waiting() == 1));
+    {
+        let mut g = cond.lock().lock().unwrap();
+        *g = 7;
+        cond.notify_one().unwrap();
+    }
+    join_ok(child);
+    cond.unlink().unwrap();
+    cond.lock().unlink().unwrap();
 }

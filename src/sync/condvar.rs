@@ -111,6 +111,30 @@ impl WaitTimeoutResult {
 /// drop(guard);
 /// # Ok::<(), shmproc::Error>(())
 /// ```
+///
+/// Two processes: the child waits until the parent publishes a value.
+/// ```
+/// use shmproc::{Condition, Mutex, Process};
+///
+/// let cond = Condition::with_lock(Mutex::new(0u32)?)?;
+/// let child = Process::new({
+///     let cond = cond.clone();
+///     move || {
+///         let guard = cond.lock().lock().unwrap();
+///         let guard = cond.wait_while(guard, |v| **v == 0).unwrap();
+///         assert_eq!(*guard, 42);
+///     }
+/// });
+/// child.start()?;
+/// {
+///     let mut guard = cond.lock().lock()?;
+///     *guard = 42;
+///     cond.notify_all()?;
+/// }
+/// child.join()?;
+/// assert_eq!(child.exitcode(), Some(0));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct Condition<L: ConditionLock = Lock> {
     lock: L,
     seg: Arc<Segment>,

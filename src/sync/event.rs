@@ -42,6 +42,22 @@ unsafe impl ShmSafe for EventShared {}
 /// assert!(ev.is_set());
 /// # Ok::<(), shmproc::Error>(())
 /// ```
+///
+/// Two processes: the child blocks until the parent sets the event.
+/// ```
+/// use std::time::Duration;
+///
+/// let go = shmproc::Event::new()?;
+/// let child = shmproc::Process::new({
+///     let go = go.clone();
+///     move || assert!(go.wait_timeout(Duration::from_secs(10)))
+/// });
+/// child.start()?;
+/// go.set();
+/// child.join()?;
+/// assert_eq!(child.exitcode(), Some(0));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Event {
     seg: Arc<Segment>,
