@@ -74,7 +74,11 @@ pub use shared::array::Array;
 pub use shared::memory::SharedMemory;
 pub use shared::raw::{AtomicElement, RawArray, RawValue};
 pub use shared::value::Value;
+pub use sync::barrier::Barrier;
+pub use sync::condvar::{Condition, ConditionGuard, ConditionLock, DEATH_POLL, WaitTimeoutResult};
+pub use sync::event::Event;
 #[cfg(feature = "lock_api")]
 pub use sync::lock_api_impl::RawRobustMutex;
 pub use sync::mutex::{Lock, Mutex, MutexGuard};
 pub use sync::rlock::{RLock, ReentrantMutex, ReentrantMutexGuard};
+pub use sync::semaphore::{BoundedSemaphore, SEM_VALUE_MAX, Semaphore};

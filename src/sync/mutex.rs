@@ -192,6 +192,11 @@ impl RawLock {
         owner != 0 && crate::sys::proc::is_thread_of_this_process(owner as i32)
     }
 
+    /// Whether the kernel marked the lock's holder dead and no one has taken it since.
+    pub(crate) fn owner_died(&self) -> bool {
+        self.mutex.word() & crate::sys::pthread::FUTEX_OWNER_DIED != 0
+    }
+
     /// Whether the calling thread holds the lock (a robust mutex records its owner's TID).
     pub(crate) fn is_held_by_current_thread(&self) -> bool {
         let owner = self.mutex.word() & FUTEX_TID_MASK;
@@ -237,6 +242,11 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     /// A guard over `data` for a lock the caller just acquired.
     pub(crate) fn new(lock: &'a RawLock, data: *mut T) -> Self {
         MutexGuard { lock, data, _not_send: PhantomData }
+    }
+
+    /// The lock this guard holds (for `Condition`, which releases and re-takes it).
+    pub(crate) fn raw_lock(&self) -> &'a RawLock {
+        self.lock
     }
 }
 
