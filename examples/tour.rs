@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use shmproc::{Array, LockError, Mutex, Process, RLock, RawArray, RawValue, SharedMemory, Value};
+use shmproc::{
+    Array, Barrier, BoundedSemaphore, Condition, Event, LockError, Mutex, Process, RLock, RawArray, RawValue,
+    Semaphore, SharedMemory, Value,
+};
 
 // Functions returning `shmproc::Result` can `?` a lock: a poisoned lock becomes `Error::Poisoned`.
 type Res = shmproc::Result<()>;
@@ -132,6 +135,124 @@ fn robust_locks() -> Res {
     Ok(())
 }
 
+fn synchronisation() -> Res {
+    section("Semaphore: at most 2 of 5 workers inside at once");
+    let slots = Semaphore::new(2)?;
+    let inside = RawValue::new(0i32)?;
+    let peak = RawValue::new(0i32)?;
+    let workers: Vec<Process> = (0..5)
+        .map(|_| {
+            let (slots, inside, peak) = (slots.clone(), inside.clone(), peak.clone());
+            Process::new(move || {
+                slots.acquire();
+                let now = inside.fetch_add(1) + 1;
+                let mut seen = peak.load();
+                while now > seen {
+                    match peak.compare_exchange(seen, now) {
+                        Ok(_) => break,
+                        Err(actual) => seen = actual,
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                inside.fetch_sub(1);
+                slots.release().expect("release");
+            })
+        })
+        .collect();
+    for w in &workers {
+        w.start()?;
+    }
+    for w in &workers {
+        w.join()?;
+    }
+    println!("   most workers inside at once: {} (semaphore value back to {})", peak.load(), slots.value());
+    let bounded = BoundedSemaphore::new(1)?;
+    match bounded.release() {
+        Err(e) => println!("   BoundedSemaphore(1).release() without acquire: {e}"),
+        Ok(()) => println!("   unexpected: released above the bound"),
+    }
+
+    section("Event: workers wait for the starting gun");
+    let go = Event::new()?;
+    let ready = Semaphore::new(0)?;
+    let runners: Vec<Process> = (0..3)
+        .map(|i| {
+            let (go, ready) = (go.clone(), ready.clone());
+            Process::new(move || {
+                ready.release().expect("release");
+                let started = go.wait_timeout(Duration::from_secs(10));
+                shmproc::exit(if started { i } else { 100 });
+            })
+        })
+        .collect();
+    for r in &runners {
+        r.start()?;
+    }
+    for _ in 0..3 {
+        ready.acquire_timeout(Duration::from_secs(10));
+    }
+    let t = Instant::now();
+    go.set();
+    for r in &runners {
+        r.join()?;
+    }
+    println!(
+        "   3 waiting processes released by one set() in {:?}; exit codes {:?}",
+        t.elapsed(),
+        runners.iter().map(|r| r.exitcode()).collect::<Vec<_>>()
+    );
+
+    section("Condition: a consumer waits for a producer's data");
+    let cond = Condition::with_lock(Mutex::new(0u64)?)?;
+    let consumer = Process::new({
+        let cond = cond.clone();
+        move || {
+            let guard = cond.lock().lock().expect("lock");
+            let (guard, ok) = cond.wait_for(guard, |g| **g >= 3, Some(Duration::from_secs(10))).expect("wait_for");
+            shmproc::exit(if ok { *guard as i32 } else { 100 });
+        }
+    });
+    consumer.start()?;
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(5));
+        let mut g = cond.lock().lock()?;
+        *g += 1;
+        cond.notify_all()?;
+    }
+    consumer.join()?;
+    println!("   the consumer woke when the value reached {:?}", consumer.exitcode());
+
+    section("Barrier: 3 processes meet 5 times; the last to arrive runs the action");
+    let rounds = RawValue::new(0u32)?;
+    let barrier = Barrier::new(3)?;
+    let parties: Vec<Process> = (0..3)
+        .map(|_| {
+            let rounds = rounds.clone();
+            let barrier = barrier.clone().with_action(move || {
+                rounds.fetch_add(1);
+            });
+            Process::new(move || {
+                for _ in 0..5 {
+                    barrier.wait_timeout(Duration::from_secs(10)).expect("barrier");
+                }
+            })
+        })
+        .collect();
+    for p in &parties {
+        p.start()?;
+    }
+    for p in &parties {
+        p.join()?;
+    }
+    println!("   generations completed (actions run): {}", rounds.load());
+    let lonely = Barrier::new(2)?;
+    match lonely.wait_timeout(Duration::from_millis(50)) {
+        Err(e) => println!("   a party alone with a 50 ms timeout: {e}; broken = {}", lonely.is_broken()),
+        Ok(i) => println!("   unexpected: passed with index {i}"),
+    }
+    Ok(())
+}
+
 fn named_objects() -> Res {
     section("Named objects: attach by name from any process, type-checked");
     let name = format!("shmproc-tour-{}", std::process::id());
@@ -168,6 +289,7 @@ fn main() -> Res {
     processes()?;
     values_and_arrays()?;
     robust_locks()?;
+    synchronisation()?;
     named_objects()?;
     println!("\ntour complete");
     Ok(())
