@@ -12,7 +12,6 @@
 //! a name that nobody uses any more (`LOCK_EX|LOCK_NB` succeeds) and unlink it.
 #![allow(unsafe_code)]
 
-use std::mem::ManuallyDrop;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -78,27 +77,13 @@ fn page_size() -> usize {
 /// A mapped segment. Dropping it unmaps this process's view (and releases its `flock`); the
 /// name, if any, lives on until [`Segment::unlink`] or [`sweep`].
 pub(crate) struct Segment {
-    map: ManuallyDrop<MmapRaw>,
-    fd: ManuallyDrop<OwnedFd>,
+    map: MmapRaw,
+    _fd: OwnedFd,
     name: Option<String>,
-    /// Asked on drop: `true` keeps this process's mapping (and fd) for the rest of its life.
-    keep_mapped: Option<fn(&Segment) -> bool>,
     /// The payload's offset and length, validated once at create/open and never re-read from
     /// the shared header (which another process could overwrite).
     payload_off: usize,
     payload_len: usize,
-}
-
-impl Drop for Segment {
-    fn drop(&mut self) {
-        if self.keep_mapped.is_some_and(|keep| keep(self)) {
-            return; // leaked on purpose: see `keep_mapped_while`
-        }
-        // SAFETY: `map` is dropped exactly once, here, and `self` is never used again.
-        unsafe { ManuallyDrop::drop(&mut self.map) };
-        // SAFETY: as for `map`; the mapping no longer needs the descriptor.
-        unsafe { ManuallyDrop::drop(&mut self.fd) };
-    }
 }
 
 impl std::fmt::Debug for Segment {
@@ -148,27 +133,7 @@ fn map_reserve_errno(what: &str, len: usize, (op, e): (&'static str, Errno)) -> 
 
 impl Segment {
     fn new(map: MmapRaw, fd: OwnedFd, name: Option<String>) -> Segment {
-        Segment {
-            map: ManuallyDrop::new(map),
-            fd: ManuallyDrop::new(fd),
-            name,
-            keep_mapped: None,
-            payload_off: HEADER_LEN,
-            payload_len: 0,
-        }
-    }
-
-    /// When this segment is dropped, ask `keep` first: if it says `true` the mapping and its
-    /// descriptor are leaked instead of unmapped.
-    ///
-    /// For segments holding a robust lock: glibc links every robust mutex a thread holds into that
-    /// thread's robust list *through the mutex's own bytes*. Unmapping a mutex that a thread of
-    /// this process still holds (a guard leaked with `mem::forget`, or Python-style `acquire()`
-    /// without `release()`) leaves a dangling list entry: the next robust lock by that thread
-    /// writes into whatever is mapped at that address by then, and the kernel's walk at thread
-    /// exit stops there, so later entries never report their owner's death.
-    pub(crate) fn keep_mapped_while(&mut self, keep: fn(&Segment) -> bool) {
-        self.keep_mapped = Some(keep);
+        Segment { map, _fd: fd, name, payload_off: HEADER_LEN, payload_len: 0 }
     }
 
     /// Creates a segment, anonymous (`name == None`) or named, runs `init` on the payload, and

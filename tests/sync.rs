@@ -360,9 +360,12 @@ fn event_named() {
 #[test]
 fn condition_wait_timeout_and_notify_without_waiters() {
     let cond = Condition::new().unwrap();
+    // Python: notify without holding the lock is an error, waiters or not.
+    assert!(matches!(cond.notify(1), Err(Error::LockNotHeld)));
+    assert!(matches!(cond.notify_all(), Err(Error::LockNotHeld)));
+    let g = cond.lock().lock().unwrap();
     cond.notify(1).unwrap();
     cond.notify_all().unwrap();
-    let g = cond.lock().lock().unwrap();
     let t = Instant::now();
     let (g, r) = cond.wait_timeout(g, Duration::from_millis(100)).unwrap();
     assert!(r.timed_out());

@@ -9,7 +9,7 @@ use bytemuck::Pod;
 use crate::error::{Error, LockResult, Result};
 use crate::layout::Kind;
 use crate::segment::{self, Segment, Spec};
-use crate::sync::mutex::{MutexGuard, RawLock, Wait, data_offset, keep_mapped_while_held_here};
+use crate::sync::mutex::{MutexGuard, RawLock, Wait, data_offset};
 
 /// A fixed-length `[T]` in shared memory behind one robust lock: Python's `Array`.
 ///
@@ -71,7 +71,7 @@ impl<T: Pod> Array<T> {
     }
 
     fn build(name: Option<&str>, len: usize, init: Option<&[T]>) -> Result<Self> {
-        let mut seg = Segment::create(name, Self::spec(len)?, |p| {
+        let seg = Segment::create(name, Self::spec(len)?, |p| {
             // SAFETY: the payload is ours alone until published, aligned for RawLock.
             unsafe { RawLock::init(p.cast::<RawLock>(), false) }?;
             if let Some(src) = init {
@@ -82,7 +82,6 @@ impl<T: Pod> Array<T> {
             }
             Ok(())
         })?;
-        keep_mapped_while_held_here(&mut seg);
         Ok(Array { seg: Arc::new(seg), len, _t: PhantomData })
     }
 
@@ -126,13 +125,12 @@ impl<T: Pod> Array<T> {
     pub fn open(name: &str) -> Result<Self> {
         let mut spec = Self::spec(0)?;
         spec.payload_len = usize::MAX;
-        let mut seg = Segment::open(name, spec, segment::DEFAULT_OPEN_TIMEOUT)?;
+        let seg = Segment::open(name, spec, segment::DEFAULT_OPEN_TIMEOUT)?;
         let len = usize::try_from(seg.param()).unwrap_or(usize::MAX);
         let expected = Self::payload_len(len).unwrap_or(usize::MAX);
         if seg.payload_len() != expected {
             return Err(Error::SizeMismatch { name: name.to_owned(), expected, found: seg.payload_len() });
         }
-        keep_mapped_while_held_here(&mut seg);
         Ok(Array { seg: Arc::new(seg), len, _t: PhantomData })
     }
 }

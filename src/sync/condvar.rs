@@ -381,16 +381,15 @@ impl<L: ConditionLock> Condition<L> {
     /// Wakes up to `n` waiters (exactly `min(n, waiting)`). No syscall when nobody waits.
     ///
     /// # Errors
-    /// [`Error::LockNotHeld`] when someone waits and the calling thread does not hold the lock
-    /// (Python's "lock is not owned"). With no waiter the call returns at once without checking,
-    /// so the no-waiter path stays free of syscalls.
+    /// [`Error::LockNotHeld`] when the calling thread does not hold the lock (Python's "lock is
+    /// not owned"). The check reads the lock word and a thread-local: no syscall.
     pub fn notify(&self, n: u32) -> Result<()> {
+        if !self.lock.raw_ref().0.is_held_by_current_thread() {
+            return Err(Error::LockNotHeld);
+        }
         let core = self.core();
         if core.waiting() == 0 {
             return Ok(());
-        }
-        if !self.lock.raw_ref().0.is_held_by_current_thread() {
-            return Err(Error::LockNotHeld);
         }
         core.notify(n);
         Ok(())

@@ -1,7 +1,6 @@
 //! Feature `lock_api`: [`RawRobustMutex`], the robust process-shared lock as a
 //! `lock_api::RawMutex`, for people who lay out their own shared structs.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use static_assertions::const_assert_eq;
@@ -11,21 +10,16 @@ use crate::layout::ShmSafe;
 use crate::sync::mutex::{RawLock, Wait};
 use crate::sys::clock::MonoTime;
 
-const UNINIT: u32 = 0;
-const INITIALISING: u32 = 1;
-const READY: u32 = 2;
-
 /// A robust, process-shared raw mutex for `lock_api` (feature `lock_api`).
 ///
-/// All-zero bytes are its initial state (`INIT`), so it can live in zero-filled shared memory
-/// (a [`SharedMemory`](crate::SharedMemory) block you lay out yourself): the first locker, in
-/// whichever process, turns it into a glibc robust mutex. `lock_api` has no poisoning: when a
-/// holder dies the next locker still gets the lock, and [`is_poisoned`](Self::is_poisoned) tells
-/// it the data may be half-updated.
+/// All-zero bytes are a free lock (its `INIT`), so it can live in zero-filled shared memory
+/// (a [`SharedMemory`](crate::SharedMemory) block you lay out yourself). `lock_api` has no
+/// poisoning: when a holder dies the next locker still gets the lock, and
+/// [`is_poisoned`](Self::is_poisoned) tells it the data may be half-updated.
 ///
 /// # Panics
 /// `lock()` panics where `lock_api` leaves no way to report an error: a relock by the owning
-/// thread (it would deadlock) or a lock whose state was lost.
+/// thread (it would deadlock).
 ///
 /// # Example
 /// ```
@@ -39,49 +33,16 @@ const READY: u32 = 2;
 #[repr(C, align(64))]
 pub struct RawRobustMutex {
     lock: RawLock,
-    state: AtomicU32,
 }
 
-const_assert_eq!(std::mem::size_of::<RawRobustMutex>(), 128);
-const_assert_eq!(std::mem::offset_of!(RawRobustMutex, state), 64);
+const_assert_eq!(std::mem::size_of::<RawRobustMutex>(), 64);
 
-// SAFETY: repr(C), a RawLock (itself ShmSafe) plus an atomic; all-zero is its valid initial state.
+// SAFETY: repr(C) around a RawLock (itself ShmSafe); all-zero is a free lock.
 unsafe impl ShmSafe for RawRobustMutex {}
 
 impl RawRobustMutex {
-    fn ready(&self) -> &RawLock {
-        if self.state.load(Ordering::Acquire) != READY {
-            self.init_slow();
-        }
-        &self.lock
-    }
-
-    #[cold]
-    fn init_slow(&self) {
-        match self.state.compare_exchange(UNINIT, INITIALISING, Ordering::Acquire, Ordering::Acquire) {
-            Ok(_) => {
-                let p = std::ptr::from_ref(&self.lock).cast_mut();
-                // SAFETY: winning the UNINIT → INITIALISING race makes us the only code touching
-                // `lock` until READY is published; everyone else spins below. RawLock's bytes are
-                // inside an UnsafeCell (the pthread mutex) and an atomic, so writing them through
-                // a pointer derived from `&self` is permitted.
-                let r = unsafe { RawLock::init(p, false) };
-                if r.is_err() {
-                    self.state.store(UNINIT, Ordering::Release);
-                    panic!("pthread_mutex_init failed for a RawRobustMutex: {r:?}");
-                }
-                self.state.store(READY, Ordering::Release);
-            }
-            Err(_) => {
-                while self.state.load(Ordering::Acquire) != READY {
-                    std::thread::yield_now();
-                }
-            }
-        }
-    }
-
     fn take(&self, wait: Wait) -> Option<lock_api::GuardNoSend> {
-        match self.ready().acquire(wait, lock_api::GuardNoSend::new) {
+        match self.lock.acquire(wait, lock_api::GuardNoSend::new) {
             Ok(g) => Some(g),
             Err(LockError::Poisoned(p)) => Some(p.into_inner()),
             Err(LockError::WouldBlock) => None,
@@ -91,14 +52,12 @@ impl RawRobustMutex {
 
     /// Whether a holder died or panicked while holding it, since the last `clear_poison`.
     pub fn is_poisoned(&self) -> bool {
-        self.state.load(Ordering::Acquire) == READY && self.lock.is_poisoned()
+        self.lock.is_poisoned()
     }
 
     /// Declares the protected data consistent again.
     pub fn clear_poison(&self) {
-        if self.state.load(Ordering::Acquire) == READY {
-            self.lock.clear_poison();
-        }
+        self.lock.clear_poison();
     }
 }
 
@@ -108,7 +67,7 @@ impl RawRobustMutex {
 // must be released by the thread that took them.
 unsafe impl lock_api::RawMutex for RawRobustMutex {
     #[allow(clippy::declare_interior_mutable_const)]
-    const INIT: RawRobustMutex = RawRobustMutex { lock: RawLock::zeroed(), state: AtomicU32::new(UNINIT) };
+    const INIT: RawRobustMutex = RawRobustMutex { lock: RawLock::new(false) };
 
     type Guard = lock_api::GuardNoSend;
 
@@ -132,7 +91,7 @@ unsafe impl lock_api::RawMutex for RawRobustMutex {
     }
 
     fn is_locked(&self) -> bool {
-        self.state.load(Ordering::Acquire) == READY && self.lock.is_locked()
+        self.lock.is_locked()
     }
 }
 
