@@ -19,7 +19,7 @@ use std::time::Duration;
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{Error, Result};
-use crate::layout::{self, HEADER_LEN, Kind, LAYOUT_VERSION, MAGIC, STATE_READY, SegmentHeader};
+use crate::layout::{self, HEADER_LEN, Kind, LAYOUT_VERSION, MAGIC, STATE_INIT, STATE_READY, SegmentHeader, ShmSafe};
 use crate::sys::Errno;
 use crate::sys::clock::MonoTime;
 use crate::sys::fd::{self, AsFdBorrow, Flock};
@@ -188,6 +188,7 @@ impl Segment {
         seg.payload_off = spec.payload_offset();
         seg.payload_len = spec.payload_len;
         let h = seg.header();
+        h.state.store(STATE_INIT, Ordering::Relaxed);
         h.layout_version.store(LAYOUT_VERSION, Ordering::Relaxed);
         h.kind.store(spec.kind as u32, Ordering::Relaxed);
         h.type_hash.store(spec.type_hash, Ordering::Relaxed);
@@ -290,6 +291,22 @@ impl Segment {
     pub(crate) fn payload(&self) -> *mut u8 {
         // `open` and `create` checked `off + payload_len <= len`, so this stays in the mapping.
         self.map.as_mut_ptr().wrapping_add(self.payload_off)
+    }
+
+    /// The payload as a shared `T`: the one place shared structs are borrowed from a segment.
+    ///
+    /// # Panics
+    /// If the payload is smaller than a `T` or misaligned for it: the caller's `Spec` fixes both,
+    /// so this is an invariant, not an input error.
+    pub(crate) fn payload_ref<T: ShmSafe>(&self) -> &T {
+        let p = self.payload();
+        assert!(std::mem::size_of::<T>() <= self.payload_len, "payload smaller than its struct");
+        assert!(p.cast::<T>().is_aligned(), "payload misaligned for its struct");
+        // SAFETY: the payload lies inside the mapping `self` keeps alive, is large enough and
+        // aligned for `T` (asserted above), starts zero-filled and was initialised by its creator
+        // before publication; `T: ShmSafe` makes every such byte pattern valid and all of its
+        // state atomic or in cells, so a shared reference may coexist with other processes' writes.
+        unsafe { &*p.cast::<T>() }
     }
 
     /// The payload length in bytes (as validated when the segment was created or opened).

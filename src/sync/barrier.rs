@@ -125,9 +125,7 @@ impl Barrier {
     }
 
     fn core(&self) -> &BarrierCore {
-        // SAFETY: the payload holds a BarrierCore initialised before the segment was published,
-        // only touched through atomics, so a shared reference is sound across processes.
-        unsafe { &*self.seg.payload().cast::<BarrierCore>() }
+        self.seg.payload_ref::<BarrierCore>()
     }
 
     fn wait_until(&self, deadline: Deadline) -> Result<u32> {

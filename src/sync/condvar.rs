@@ -206,9 +206,7 @@ impl<L: ConditionLock> Condition<L> {
     }
 
     fn core(&self) -> &CondCore {
-        // SAFETY: the payload holds a CondCore initialised before the segment was published, only
-        // touched through atomics, so a shared reference is sound across processes.
-        unsafe { &*self.seg.payload().cast::<CondCore>() }
+        self.seg.payload_ref::<CondCore>()
     }
 
     /// The lock this condition waits with: lock it to get the guard `wait` takes.

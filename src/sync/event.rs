@@ -118,9 +118,7 @@ impl Event {
     }
 
     fn shared(&self) -> &EventShared {
-        // SAFETY: the payload holds an EventShared initialised before the segment was published,
-        // touched only through atomics, so a shared reference is sound across processes.
-        unsafe { &*self.seg.payload().cast::<EventShared>() }
+        self.seg.payload_ref::<EventShared>()
     }
 
     /// Whether the flag is set.

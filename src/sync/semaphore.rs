@@ -67,9 +67,7 @@ impl<M> Sem<M> {
     }
 
     fn core(&self) -> &SemCore {
-        // SAFETY: the payload holds a SemCore initialised before the segment was published; it is
-        // only accessed through atomics, so a shared reference is sound across processes.
-        unsafe { &*self.seg.payload().cast::<SemCore>() }
+        self.seg.payload_ref::<SemCore>()
     }
 
     fn acquire_until(&self, deadline: Deadline) -> bool {
