@@ -175,10 +175,15 @@ const_assert_eq!(std::mem::size_of::<Offset>(), 8);
 
 /// Types whose bytes may live in shared memory and be read by another process.
 ///
+/// [`Segment::payload_ref`](crate::segment::Segment::payload_ref) hands out `&T` over a payload
+/// only for such types.
+///
 /// # Safety
 /// An implementor is `#[repr(C)]` (or a primitive), holds no pointers or references, has its
-/// layout pinned by static assertions, and every bit pattern another process can leave in it is
-/// handled (atomics, or plain data only touched under a lock).
+/// layout pinned by static assertions, all-zero bytes are a valid value of it (payloads start
+/// zero-filled), every bit pattern another process can leave in it is handled, and all of its
+/// state is in atomics or `UnsafeCell`s (so a shared reference to it may coexist with writes by
+/// other processes).
 pub(crate) unsafe trait ShmSafe: Sized + Send + Sync {}
 
 // SAFETY: all fields are atomics of fixed size; layout asserted above.

@@ -1,4 +1,59 @@
-//! shmproc: Python's `multiprocessing` toolkit for Rust, in shared memory.
+//! # shmproc
+//!
+//! Python's `multiprocessing` toolkit for Rust, living in shared memory: processes that share
+//! typed values and arrays, cross-process locks that survive the death of their holder,
+//! semaphores, events, conditions, barriers, a lock-free ring-buffer queue and pipes, all in
+//! mmap'd memory that forked children inherit or that any process of the same user attaches to
+//! by name, type-checked.
+//!
+//! | Python | shmproc |
+//! |---|---|
+//! | `Process(target=f)`, `start/join/is_alive/terminate/kill/exitcode/pid/name/daemon/close` | [`Process`] |
+//! | `active_children()`, `current_process()`, `parent_process()`, `cpu_count()`, `sys.exit(n)` | [`active_children`], [`current_process`], [`parent_process`], [`cpu_count`], [`exit`] |
+//! | `Lock()`, `RLock()` | [`Mutex<T>`] / [`Lock`] (= `Mutex<()>`), [`ReentrantMutex<T>`] / [`RLock`]; owner death → [`LockError::Poisoned`] |
+//! | `Value('d', 0.0)`, `Array('i', 10)` | [`Value<T>`], [`Array<T>`] (`T: bytemuck::Pod`, with a robust lock) |
+//! | `RawValue`, `RawArray` | [`RawValue<T>`], [`RawArray<T>`] (atomics, no lock) |
+//! | `shared_memory.SharedMemory(name, create, size)` | [`SharedMemory`] |
+//!
+//! Every object exists anonymous (`Value::new(0)`, inherited by children forked afterwards)
+//! and named (`Value::create("name", 0)`, `Value::<i64>::open("name")` from any process of the
+//! same user; opening with the wrong type or kind is a typed error, never undefined behaviour).
+//! Blocking calls come as a trio: `lock()`, `try_lock()`, `lock_timeout(d)` (monotonic clock).
+//!
+//! ## Two processes, one counter
+//!
+//! ```
+//! use shmproc::{Process, Value};
+//!
+//! # fn main() -> shmproc::Result<()> {
+//! let counter = Value::new(0u64)?;
+//! let child = Process::new({
+//!     let counter = counter.clone();
+//!     move || {
+//!         for _ in 0..10_000 {
+//!             *counter.lock().expect("lock") += 1;
+//!         }
+//!     }
+//! });
+//! child.start()?;
+//! for _ in 0..10_000 {
+//!     *counter.lock()? += 1; // Python: with counter.get_lock(): counter.value += 1
+//! }
+//! child.join()?;
+//! assert_eq!(counter.get()?, 20_000);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Locks survive their holder
+//!
+//! Python's `Lock` waits for ever when its holder is killed. Ours is glibc's robust,
+//! process-shared mutex: the next locker gets [`LockError::Poisoned`] carrying the guard, like
+//! `std::sync::Mutex` after a panic, and [`Mutex::clear_poison`] makes it normal again.
+//!
+//! ## Platform
+//!
+//! Linux (x86_64, glibc ≥ 2.30). The start method is fork.
 #![warn(missing_docs)]
 
 mod error;
@@ -28,5 +83,11 @@ pub use shared::array::Array;
 pub use shared::memory::SharedMemory;
 pub use shared::raw::{AtomicElement, RawArray, RawValue};
 pub use shared::value::Value;
+pub use sync::barrier::Barrier;
+pub use sync::condvar::{Condition, ConditionGuard, ConditionLock, DEATH_POLL, WaitTimeoutResult};
+pub use sync::event::Event;
+#[cfg(feature = "lock_api")]
+pub use sync::lock_api_impl::RawRobustMutex;
 pub use sync::mutex::{Lock, Mutex, MutexGuard};
 pub use sync::rlock::{RLock, ReentrantMutex, ReentrantMutexGuard};
+pub use sync::semaphore::{BoundedSemaphore, SEM_VALUE_MAX, Semaphore};

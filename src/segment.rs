@@ -19,7 +19,7 @@ use std::time::Duration;
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{Error, Result};
-use crate::layout::{self, HEADER_LEN, Kind, LAYOUT_VERSION, MAGIC, STATE_READY, SegmentHeader};
+use crate::layout::{self, HEADER_LEN, Kind, LAYOUT_VERSION, MAGIC, STATE_INIT, STATE_READY, SegmentHeader, ShmSafe};
 use crate::sys::Errno;
 use crate::sys::clock::MonoTime;
 use crate::sys::fd::{self, AsFdBorrow, Flock};
@@ -64,8 +64,9 @@ impl Spec {
         layout::payload_offset(self.payload_align)
     }
 
-    fn total_len(&self) -> usize {
-        layout::align_up(self.payload_offset() + self.payload_len.max(1), page_size())
+    /// Header, padding and payload rounded up to whole pages; `None` if that overflows `usize`.
+    fn total_len(&self) -> Option<usize> {
+        self.payload_offset().checked_add(self.payload_len.max(1))?.checked_next_multiple_of(page_size())
     }
 }
 
@@ -79,6 +80,10 @@ pub(crate) struct Segment {
     map: MmapRaw,
     _fd: OwnedFd,
     name: Option<String>,
+    /// The payload's offset and length, validated once at create/open and never re-read from
+    /// the shared header (which another process could overwrite).
+    payload_off: usize,
+    payload_len: usize,
 }
 
 impl std::fmt::Debug for Segment {
@@ -127,14 +132,20 @@ fn map_reserve_errno(what: &str, len: usize, (op, e): (&'static str, Errno)) -> 
 }
 
 impl Segment {
+    fn new(map: MmapRaw, fd: OwnedFd, name: Option<String>) -> Segment {
+        Segment { map, _fd: fd, name, payload_off: HEADER_LEN, payload_len: 0 }
+    }
+
     /// Creates a segment, anonymous (`name == None`) or named, runs `init` on the payload, and
     /// publishes it. A named segment is unlinked again if anything fails.
     ///
     /// `init` receives the payload pointer; it is the only code touching the memory until this
     /// returns, and the payload is zero-filled when it starts.
     pub(crate) fn create(name: Option<&str>, spec: Spec, init: impl FnOnce(*mut u8) -> Result<()>) -> Result<Segment> {
-        let total = spec.total_len();
         let what = spec.kind.name();
+        let total = spec.total_len().ok_or_else(|| {
+            Error::InvalidArgument(format!("a {what} of {} bytes does not fit in memory", spec.payload_len))
+        })?;
         let fd = match name {
             None => fd::memfd(&format!("shmproc-{what}"), total).map_err(|e| map_reserve_errno(what, total, e))?,
             Some(n) => {
@@ -173,8 +184,11 @@ impl Segment {
         init: impl FnOnce(*mut u8) -> Result<()>,
     ) -> Result<Segment> {
         let map = MmapOptions::new().len(total).map_raw(&fd).map_err(|e| Error::Os { op: "mmap", source: e })?;
-        let seg = Segment { map, _fd: fd, name: name.map(str::to_owned) };
+        let mut seg = Segment::new(map, fd, name.map(str::to_owned));
+        seg.payload_off = spec.payload_offset();
+        seg.payload_len = spec.payload_len;
         let h = seg.header();
+        h.state.store(STATE_INIT, Ordering::Relaxed);
         h.layout_version.store(LAYOUT_VERSION, Ordering::Relaxed);
         h.kind.store(spec.kind as u32, Ordering::Relaxed);
         h.type_hash.store(spec.type_hash, Ordering::Relaxed);
@@ -182,7 +196,7 @@ impl Segment {
         h.payload_offset.store(spec.payload_offset() as u64, Ordering::Relaxed);
         h.payload_len.store(spec.payload_len as u64, Ordering::Relaxed);
         h.param.store(spec.param, Ordering::Relaxed);
-        h.creator_pid.store(crate::sys::proc::getpid() as u32, Ordering::Relaxed);
+        h.creator_pid.store(crate::sys::proc::self_identity().0 as u32, Ordering::Relaxed);
         h.magic.store(MAGIC, Ordering::Release);
         init(seg.payload())?;
         seg.header().state.store(STATE_READY, Ordering::Release);
@@ -197,8 +211,7 @@ impl Segment {
         let fd = fd::shm_open_existing(name).map_err(|e| map_errno(name, "shm_open", e))?;
         fd::flock(fd.as_fd_borrow(), Flock::SharedBlocking).map_err(|e| Error::os("flock", e))?;
         let deadline = MonoTime::after(timeout);
-        let started = MonoTime::now();
-        let not_ready = || Error::NotReady { name: name.to_owned(), waited: started.remaining().max(timeout) };
+        let not_ready = || Error::NotReady { name: name.to_owned(), waited: timeout };
         let mut backoff = Duration::from_micros(50);
         // Wait until the creator has sized the file and written the magic.
         let seg = loop {
@@ -209,7 +222,7 @@ impl Segment {
                 // all atomics, so reading it while the creator writes is not a data race.
                 let magic = unsafe { &*map.as_ptr().cast::<SegmentHeader>() }.magic.load(Ordering::Acquire);
                 if magic == MAGIC {
-                    break Segment { map, _fd: fd, name: Some(name.to_owned()) };
+                    break Segment::new(map, fd, Some(name.to_owned()));
                 }
                 if magic != 0 {
                     return Err(Error::CorruptHeader {
@@ -243,7 +256,10 @@ impl Segment {
         }
         let off = h.payload_offset.load(Ordering::Relaxed) as usize;
         let plen = h.payload_len.load(Ordering::Relaxed) as usize;
-        if off < HEADER_LEN || off % spec.payload_align != 0 || off.checked_add(plen).is_none_or(|end| end > total) {
+        if off < HEADER_LEN
+            || !off.is_multiple_of(spec.payload_align)
+            || off.checked_add(plen).is_none_or(|end| end > total)
+        {
             return Err(Error::CorruptHeader { name: name.to_owned(), reason: "payload outside the segment" });
         }
         if spec.payload_len != usize::MAX && plen != spec.payload_len {
@@ -257,6 +273,9 @@ impl Segment {
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_millis(5));
         }
+        let mut seg = seg;
+        seg.payload_off = off;
+        seg.payload_len = plen;
         Ok(seg)
     }
 
@@ -270,14 +289,29 @@ impl Segment {
 
     /// The start of the payload.
     pub(crate) fn payload(&self) -> *mut u8 {
-        let off = self.header().payload_offset.load(Ordering::Relaxed) as usize;
         // `open` and `create` checked `off + payload_len <= len`, so this stays in the mapping.
-        self.map.as_mut_ptr().wrapping_add(off)
+        self.map.as_mut_ptr().wrapping_add(self.payload_off)
     }
 
-    /// The payload length in bytes.
+    /// The payload as a shared `T`: the one place shared structs are borrowed from a segment.
+    ///
+    /// # Panics
+    /// If the payload is smaller than a `T` or misaligned for it: the caller's `Spec` fixes both,
+    /// so this is an invariant, not an input error.
+    pub(crate) fn payload_ref<T: ShmSafe>(&self) -> &T {
+        let p = self.payload();
+        assert!(std::mem::size_of::<T>() <= self.payload_len, "payload smaller than its struct");
+        assert!(p.cast::<T>().is_aligned(), "payload misaligned for its struct");
+        // SAFETY: the payload lies inside the mapping `self` keeps alive, is large enough and
+        // aligned for `T` (asserted above), starts zero-filled and was initialised by its creator
+        // before publication; `T: ShmSafe` makes every such byte pattern valid and all of its
+        // state atomic or in cells, so a shared reference may coexist with other processes' writes.
+        unsafe { &*p.cast::<T>() }
+    }
+
+    /// The payload length in bytes (as validated when the segment was created or opened).
     pub(crate) fn payload_len(&self) -> usize {
-        self.header().payload_len.load(Ordering::Relaxed) as usize
+        self.payload_len
     }
 
     /// The kind-specific parameter.

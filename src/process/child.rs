@@ -69,10 +69,57 @@ pub(super) fn parent() -> Option<(i32, String, u64)> {
     ME.get().map(|m| m.parent.clone())
 }
 
+/// Rust's stdout and stderr locks, taken (and flushed through) by the parent just before the
+/// fork and released on both sides right after it.
+///
+/// Holding them across the fork means no other parent thread holds them at that instant, so the
+/// child finds them free. Without this, a thread printing between the parent's flush and the
+/// fork left the lock held for ever in the child, which then hung in its final `flush_stdio`.
+pub(super) struct StdioLocks {
+    _out: std::io::StdoutLock<'static>,
+    _err: std::io::StderrLock<'static>,
+}
+
+/// Locks stdout and stderr (in that order) and flushes them, so buffered output is not written
+/// twice (once per process).
+pub(super) fn lock_and_flush_stdio() -> StdioLocks {
+    let mut out = std::io::stdout().lock();
+    let _ = out.flush();
+    let mut err = std::io::stderr().lock();
+    let _ = err.flush();
+    StdioLocks { _out: out, _err: err }
+}
+
 /// Flushes Rust's stdout and stderr so buffered output is not written twice (once per process).
 pub(super) fn flush_stdio() {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
+}
+
+/// Installs, once and before the first fork, a panic hook that keeps a child's panic from
+/// hanging.
+///
+/// std's default hook takes locks (its backtrace lock, the test harness's output-capture buffer,
+/// stderr's lock). A child forked while another parent thread held one of them (that thread was
+/// panicking or printing) finds it held for ever, and its own panic would block in the hook
+/// instead of exiting with 1. In a child this hook formats the message and writes it straight to
+/// fd 2 without any lock; in the parent it defers to the hook that was installed before.
+/// It is installed by the parent because replacing a hook takes a lock too.
+pub(super) fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::thread::panicking() {
+        return; // set_hook would panic; a later start installs it.
+    }
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| match ME.get() {
+            Some(me) => {
+                let msg = format!("process {:?} (pid {}) {info}\n", me.name, sys::proc::getpid());
+                sys::proc::write_stderr_unlocked(msg.as_bytes());
+            }
+            None => previous(info),
+        }));
+    });
 }
 
 fn parent_name() -> String {
@@ -103,10 +150,13 @@ pub(super) fn run(info: ChildInfo, target: Target) -> ! {
         Ok(()) => 0,
         Err(payload) => match payload.downcast::<ExitRequest>() {
             Ok(req) => req.0 & 0xff,
-            // The panic hook already printed the message to stderr.
+            // The panic hook (`install_panic_hook`) already wrote the message to stderr.
             Err(_) => 1,
         },
     };
+    // As Python's child does after its target, whatever the outcome: terminate our daemon
+    // children and wait for the others.
+    super::registry::finish_children();
     flush_stdio();
     sys::proc::exit_now(code)
 }

@@ -43,7 +43,9 @@ type Target = Box<dyn FnOnce() + Send + 'static>;
 /// instant of the fork stay held in the child for ever. The closure should touch only what it
 /// captured (shmproc objects are safe: they are process-shared by design). Avoid taking locks
 /// of process-local state other threads use (stdout's lock included: report through shared
-/// memory or exit codes, or print only from single-threaded parents).
+/// memory or exit codes, or print only from single-threaded parents). `start` itself holds
+/// Rust's stdout and stderr locks across the fork (so the child's final flush cannot block on
+/// them), and a child's panic message is written straight to fd 2 without std's locks.
 ///
 /// # Example
 /// ```
@@ -195,14 +197,21 @@ impl Process {
             return Err(self.state_error("cannot start a process twice"));
         };
         registry::reap_finished();
-        child::flush_stdio();
+        child::install_panic_hook();
+        let stdio = child::lock_and_flush_stdio();
         let info = child::ChildInfo {
             name: self.inner.name.clone(),
             daemon: self.inner.daemon,
             parent_pid: sys::proc::getpid(),
             identity: self.inner.identity.clone(),
         };
-        let pid = sys::proc::fork_and_run(move || child::run(info, target)).map_err(|e| Error::os("fork", e))?;
+        // The closure owns the stdio locks: the child releases its copies before anything else,
+        // the parent when fork_and_run drops the closure right after the fork.
+        let pid = sys::proc::fork_and_run(move || {
+            drop(stdio);
+            child::run(info, target)
+        })
+        .map_err(|e| Error::os("fork", e))?;
         // The child cannot be reaped before we do, so its pid cannot be reused before this.
         let pidfd = sys::proc::pidfd_open(pid).map_err(|e| Error::os("pidfd_open", e))?;
         *state = State::Started { pid, pidfd, exitcode: None };

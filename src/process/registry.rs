@@ -45,10 +45,16 @@ pub(super) fn live() -> Vec<Process> {
 
 /// At normal exit of the parent: terminate daemon children, join the others, as Python does.
 fn at_exit() {
-    let kids = std::mem::take(&mut *children().lock());
-    if kids.is_empty() || super::child::in_child() {
-        return;
+    if super::child::in_child() {
+        return; // a child did this at the end of its closure (`child::run`)
     }
+    finish_children();
+}
+
+/// Python's `_exit_function`: terminate daemon children, then join every child. Run by the main
+/// process at exit and by every child after its closure.
+pub(super) fn finish_children() {
+    let kids = std::mem::take(&mut *children().lock());
     for p in &kids {
         if p.is_daemon() {
             let _ = p.terminate();

@@ -137,9 +137,7 @@ impl<T: Pod> Array<T> {
 
 impl<T: Pod> Array<T> {
     fn raw(&self) -> &RawLock {
-        // SAFETY: the payload starts with a RawLock initialised before publication; it is only
-        // used through glibc and atomics.
-        unsafe { &*self.seg.payload().cast::<RawLock>() }
+        self.seg.payload_ref::<RawLock>()
     }
 
     fn data(&self) -> *mut [T] {

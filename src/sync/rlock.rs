@@ -66,6 +66,13 @@ impl<T> Deref for ReentrantMutexGuard<'_, T> {
     }
 }
 
+impl<'a, T> ReentrantMutexGuard<'a, T> {
+    /// The lock this guard holds (for `Condition`, which releases and re-takes every level).
+    pub(crate) fn raw_lock(&self) -> &'a crate::sync::mutex::RawLock {
+        self.inner.raw_lock()
+    }
+}
+
 impl<T: std::fmt::Debug> std::fmt::Debug for ReentrantMutexGuard<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(&**self, f)
@@ -186,6 +193,10 @@ impl<T> ReentrantMutex<T> {
     #[doc(alias = "locked")]
     pub fn is_locked(&self) -> bool {
         self.inner.is_locked()
+    }
+
+    pub(crate) fn raw(&self) -> &crate::sync::mutex::RawLock {
+        self.inner.raw()
     }
 
     /// Whether the calling thread holds it.

@@ -43,11 +43,36 @@ pub(crate) fn shm_remove(name: &str) -> Result<(), Errno> {
 
 /// Sets the file length and reserves its pages now, so a full /dev/shm is an error here and never
 /// a SIGBUS at first touch.
+///
+/// A request larger than the memory the system has available is refused with ENOSPC before
+/// `posix_fallocate` runs: tmpfs only refuses early when its mount has a size limit, and a memfd
+/// lives on the kernel's internal mount, which has none. There `fallocate` allocates page after
+/// page until memory runs out (with no swap, until the OOM killer starts killing processes).
 pub(crate) fn size_and_reserve(fd: BorrowedFd<'_>, len: usize) -> Result<(), (&'static str, Errno)> {
+    if len >= RESERVE_CHECK_MIN && available_memory().is_some_and(|avail| len as u64 > avail) {
+        return Err(("posix_fallocate", Errno::ENOSPC));
+    }
     let len_off = libc::off_t::try_from(len).map_err(|_| ("ftruncate", Errno::EFBIG))?;
     nix::unistd::ftruncate(fd, len_off).map_err(|e| ("ftruncate", e))?;
     nix::fcntl::posix_fallocate(fd, 0, len_off).map_err(|e| ("posix_fallocate", e))?;
     Ok(())
+}
+
+/// Reservations from this size on are checked against [`available_memory`] first; smaller ones
+/// skip the check (it reads /proc/meminfo) and rely on the kernel.
+const RESERVE_CHECK_MIN: usize = 16 << 20;
+
+/// Bytes the system can still give to shared memory: `MemAvailable + SwapFree` from
+/// /proc/meminfo (the kernel's own estimate of what can be allocated without swapping storms
+/// or OOM kills). `None` if it cannot be read.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |key: &str| -> Option<u64> {
+        let line = info.lines().find(|l| l.starts_with(key))?;
+        line[key.len()..].trim().trim_end_matches("kB").trim().parse::<u64>().ok()
+    };
+    let kib = field("MemAvailable:")?.saturating_add(field("SwapFree:").unwrap_or(0));
+    Some(kib.saturating_mul(1024))
 }
 
 /// The current length of the file behind `fd`.

@@ -1,8 +1,8 @@
 //! The only code in the crate that talks to the operating system.
 //!
 //! Everything above this module is written against these small, typed wrappers: futexes, shared
-//! memory file descriptors, the monotonic clock, glibc's robust process-shared mutex, and process
-//! control (fork, pidfd, waitpid, signals). Every `unsafe` block in here performs one FFI call or
+//! memory file descriptors, the monotonic clock, and process control (fork, pidfd, waitpid,
+//! signals, thread identity and liveness from /proc). Every `unsafe` block in here performs one FFI call or
 //! one raw-pointer operation and says why it is sound.
 #![allow(unsafe_code)]
 
@@ -10,6 +10,5 @@ pub(crate) mod clock;
 pub(crate) mod fd;
 pub(crate) mod futex;
 pub(crate) mod proc;
-pub(crate) mod pthread;
 
 pub(crate) use nix::errno::Errno;

@@ -37,6 +37,7 @@ static FORK_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 
 /// The number of forks between the original process and this one: a cache keyed by it is
 /// invalidated in every child without a syscall on the hot path.
+#[inline]
 pub(crate) fn fork_generation() -> u64 {
     FORK_GENERATION.load(std::sync::atomic::Ordering::Relaxed)
 }
@@ -171,6 +172,20 @@ pub(crate) fn stdin_from_devnull() -> Result<(), Errno> {
     if r < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
+/// Writes `bytes` to fd 2 with plain `write(2)` calls: no Rust lock, no buffer, safe in a child
+/// forked from a multithreaded parent. Errors are ignored (there is nowhere to report them).
+pub(crate) fn write_stderr_unlocked(mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a live slice of `bytes.len()` readable bytes for the whole call.
+        let r = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        match usize::try_from(r) {
+            Ok(n) if n > 0 => bytes = &bytes[n.min(bytes.len())..],
+            _ if r < 0 && Errno::last() == Errno::EINTR => {}
+            _ => return,
+        }
+    }
+}
+
 /// Ends the process at once with `code`: no destructors, no atexit handlers, no stdio flush.
 pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: `_exit` is always safe to call; it does not return.
@@ -281,4 +296,105 @@ pub(crate) fn kill_self() -> ! {
     let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGKILL);
     // SIGKILL sent to ourselves is delivered before kill() returns; never go on regardless.
     exit_now(137)
+}
+
+/// Bits of a thread start time kept in a packed [`ThreadIdentity`] (clock ticks since boot: at
+/// 100 Hz, 2^42 ticks are over a thousand years).
+pub(crate) const START_BITS: u32 = 42;
+const START_MASK: u64 = (1 << START_BITS) - 1;
+
+/// The calling thread, as another process can check it: its kernel thread id, and that id packed
+/// with the thread's start time so a recycled id is not mistaken for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ThreadIdentity {
+    /// The kernel thread id (the pid for a process's main thread).
+    pub tid: u32,
+    /// `tid << START_BITS | start_ticks`.
+    pub packed: u64,
+}
+
+/// Packs a thread id and start time.
+pub(crate) fn pack_thread(tid: u32, start: u64) -> u64 {
+    (u64::from(tid) << START_BITS) | (start & START_MASK)
+}
+
+/// The thread id inside a packed identity.
+pub(crate) fn packed_tid(packed: u64) -> u32 {
+    (packed >> START_BITS) as u32
+}
+
+thread_local! {
+    /// (fork generation + 1, tid, packed) of this thread; 0 until first use.
+    static THREAD_ME: std::cell::Cell<(u64, u32, u64)> = const { std::cell::Cell::new((0, 0, 0)) };
+}
+
+/// The calling thread's identity. After the first call on a thread: a thread-local read and a
+/// fork-generation check, no syscall (a forked child re-reads it once).
+#[inline]
+pub(crate) fn thread_identity() -> ThreadIdentity {
+    let generation = fork_generation() + 1;
+    let (g, tid, packed) = THREAD_ME.get();
+    if g == generation {
+        return ThreadIdentity { tid, packed };
+    }
+    thread_identity_slow()
+}
+
+#[cold]
+fn thread_identity_slow() -> ThreadIdentity {
+    watch_forks();
+    let tid = gettid() as u32;
+    let start = match thread_status(tid) {
+        ThreadStatus::Alive(Some(start)) => start,
+        _ => 0,
+    };
+    let me = ThreadIdentity { tid, packed: pack_thread(tid, start) };
+    THREAD_ME.set((fork_generation() + 1, me.tid, me.packed));
+    me
+}
+
+/// What `/proc` says about a thread id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ThreadStatus {
+    /// It runs (or sleeps); its start time if `/proc` told it.
+    Alive(Option<u64>),
+    /// It exited (gone, or a zombie waiting to be reaped).
+    Dead,
+}
+
+/// Whether thread `tid` lives, and since when. Reads `/proc/<tid>/stat` (any thread id works
+/// there); without /proc, falls back to `kill(tid, 0)`.
+pub(crate) fn thread_status(tid: u32) -> ThreadStatus {
+    if tid == 0 {
+        return ThreadStatus::Dead;
+    }
+    match std::fs::read_to_string(format!("/proc/{tid}/stat")) {
+        Ok(stat) => {
+            let Some(close) = stat.rfind(')') else { return ThreadStatus::Alive(None) };
+            let mut fields = stat[close + 1..].split_whitespace();
+            match fields.next() {
+                Some("Z" | "X" | "x") => ThreadStatus::Dead,
+                // `state` was field 3; starttime is field 22, 18 further on.
+                _ => ThreadStatus::Alive(fields.nth(18).and_then(|s| s.parse().ok())),
+            }
+        }
+        Err(_) if std::path::Path::new("/proc/self/stat").exists() => ThreadStatus::Dead,
+        Err(_) => match nix::sys::signal::kill(nix::unistd::Pid::from_raw(tid as i32), None) {
+            Err(Errno::ESRCH) => ThreadStatus::Dead,
+            _ => ThreadStatus::Alive(None),
+        },
+    }
+}
+
+/// Whether the thread that published `packed` (or, if `packed` names another thread, any thread
+/// with id `tid`) has died. A live thread with the same id but another start time is a recycled
+/// id: the owner died.
+pub(crate) fn owner_is_dead(tid: u32, packed: u64) -> bool {
+    match thread_status(tid) {
+        ThreadStatus::Dead => true,
+        ThreadStatus::Alive(start) => {
+            let known = packed_tid(packed) == tid && packed & START_MASK != 0;
+            known && start.is_some_and(|s| (s & START_MASK) != (packed & START_MASK))
+        }
+    }
 }
