@@ -16,6 +16,7 @@ pub(crate) mod event;
 pub(crate) mod eventcount;
 #[cfg(feature = "lock_api")]
 pub(crate) mod lock_api_impl;
+pub(crate) mod lockword;
 pub(crate) mod mutex;
 pub(crate) mod rlock;
 pub(crate) mod semaphore;

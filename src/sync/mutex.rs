@@ -48,10 +48,7 @@ const FIRST_DEATH_POLL: Duration = Duration::from_millis(10);
 /// The longest sleep between two owner-liveness checks.
 const MAX_DEATH_POLL: Duration = Duration::from_millis(200);
 
-/// Owner-TID bits of the lock word (kernel thread ids are below 2^22).
-pub(crate) const TID_MASK: u32 = 0x3fff_ffff;
-/// Set in the lock word while some locker sleeps (or may sleep) on it.
-const WAITERS: u32 = 0x8000_0000;
+use super::lockword::{self, Step, TID_MASK};
 
 /// The robust lock word shared by every locked object, on its own cache line.
 #[repr(C, align(64))]
@@ -158,7 +155,7 @@ impl RawLock {
     #[inline(always)]
     pub(crate) fn acquire<G>(&self, wait: Wait, make: impl FnOnce() -> G) -> LockResult<G> {
         let me = thread_identity();
-        if self.word.compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+        if lockword::try_acquire(&self.word, me.tid) {
             self.owner.store(me.packed, Ordering::Relaxed);
             if self.poisoned.load(Ordering::Relaxed) == 0 {
                 return Ok(make());
@@ -224,9 +221,7 @@ impl RawLock {
         // microseconds. Not longer: with more processes than cores the holder needs our core.
         for _ in 0..SPIN_LIMIT {
             std::hint::spin_loop();
-            if self.word.load(Ordering::Relaxed) == 0
-                && self.word.compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed).is_ok()
-            {
+            if self.word.load(Ordering::Relaxed) == 0 && lockword::try_acquire(&self.word, me.tid) {
                 return Contended::Acquired;
             }
         }
@@ -236,19 +231,11 @@ impl RawLock {
         let mut next_check = MonoTime::after(poll);
         let mut checked = false;
         loop {
-            let w = self.word.load(Ordering::Relaxed);
-            if w == 0 {
-                // Others may sleep too: keep the WAITERS bit so our unlock wakes one of them.
-                if self.word.compare_exchange(0, me.tid | WAITERS, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                    return Contended::Acquired;
-                }
-                continue;
-            }
-            if w & WAITERS == 0
-                && self.word.compare_exchange(w, w | WAITERS, Ordering::Relaxed, Ordering::Relaxed).is_err()
-            {
-                continue;
-            }
+            let expected = match lockword::contended_step(&self.word, me.tid) {
+                Step::Acquired => return Contended::Acquired,
+                Step::Again => continue,
+                Step::Sleep(expected) => expected,
+            };
             let now = MonoTime::now();
             let expired = deadline.is_some_and(|d| now >= d);
             if now >= next_check || (expired && !checked) {
@@ -267,7 +254,7 @@ impl RawLock {
                 Some(d) if d < next_check => d,
                 _ => next_check,
             };
-            futex::wait(&self.word, w | WAITERS, Some(wake_by));
+            futex::wait(&self.word, expected, Some(wake_by));
         }
     }
 
@@ -287,7 +274,7 @@ impl RawLock {
         // kernel recycled for us. Otherwise ask /proc.
         let dead =
             if owner == me.tid { recorded != me.packed && recorded != 0 } else { owner_is_dead(owner, recorded) };
-        dead && self.word.compare_exchange(w, me.tid | (w & WAITERS), Ordering::Acquire, Ordering::Relaxed).is_ok()
+        dead && lockword::take_over(&self.word, w, me.tid)
     }
 
     /// Releases one level of a lock the calling thread holds (guards: ownership is known).
@@ -299,9 +286,7 @@ impl RawLock {
             return;
         }
         self.owner.store(0, Ordering::Relaxed);
-        if self.word.swap(0, Ordering::Release) & WAITERS != 0 {
-            futex::wake(&self.word, 1);
-        }
+        lockword::release(&self.word);
     }
 
     fn check_owner(&self, me: ThreadIdentity) -> Result<()> {
