@@ -31,6 +31,7 @@ pub(crate) struct QueueHeader {
 }
 
 const_assert_eq!(std::mem::size_of::<Line<QueueHeader>>(), CACHE_LINE);
+const_assert_eq!(std::mem::size_of::<QueueHeader>(), 16);
 const_assert_eq!(std::mem::offset_of!(QueueHeader, unfinished), 0);
 const_assert_eq!(std::mem::offset_of!(QueueHeader, all_done), 8);
 

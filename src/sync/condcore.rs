@@ -42,6 +42,21 @@ pub(crate) struct CondCore {
     counts: AtomicU64,
 }
 
+// The shared layout, checked at compile time (not under loom, whose atomics are bigger).
+#[cfg(not(loom))]
+mod layout_asserts {
+    use static_assertions::const_assert_eq;
+    use std::mem::{align_of, offset_of, size_of};
+
+    use super::CondCore;
+
+    const_assert_eq!(size_of::<CondCore>(), 16);
+    const_assert_eq!(align_of::<CondCore>(), 8);
+    const_assert_eq!(offset_of!(CondCore, seq), 0);
+    const_assert_eq!(offset_of!(CondCore, _reserved), 4);
+    const_assert_eq!(offset_of!(CondCore, counts), 8);
+}
+
 fn waiting(c: u64) -> u32 {
     c as u32
 }
