@@ -117,7 +117,8 @@ impl Core {
 /// let q = Queue::<String>::new()?;
 /// let child = Process::new({
 ///     let q = q.clone();
-///     move || q.put("hello".to_string()).unwrap()
+///     // The closure returns (), so it cannot `?`: a failed put ends the child with exit code 1.
+///     move || q.put("hello".to_string()).expect("put")
 /// });
 /// child.start()?;
 /// assert_eq!(q.get()?, "hello");
