@@ -357,16 +357,16 @@ fn local_pipe2_rtt(iters: u64) -> Duration {
 // ---- groups ------------------------------------------------------------------------------------
 
 fn groups(c: &mut Criterion) {
-    let mut g = c.benchmark_group("queue_1p1c_8b");
+    let mut g = c.benchmark_group("queue_1p1c");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("shmproc", |b| b.iter_custom(queue_1p1c));
-    g.bench_function("shmproc_typed", |b| b.iter_custom(queue_1p1c_typed));
+    g.bench_function("shmproc_queue_2proc", |b| b.iter_custom(queue_1p1c));
+    g.bench_function("shmproc_queue_typed_2proc", |b| b.iter_custom(queue_1p1c_typed));
     g.bench_function("local_raw_ring", |b| b.iter_custom(local_raw_ring));
     g.finish();
 
-    let mut g = c.benchmark_group("queue_2p2c_8b");
+    let mut g = c.benchmark_group("queue_2p2c");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("shmproc", |b| b.iter_custom(queue_2p2c));
+    g.bench_function("shmproc_queue_4proc", |b| b.iter_custom(queue_2p2c));
     g.finish();
 
     let mut g = c.benchmark_group("queue_wake_rtt");
@@ -374,21 +374,21 @@ fn groups(c: &mut Criterion) {
     g.sample_size(10);
     g.measurement_time(Duration::from_millis(300));
     g.warm_up_time(Duration::from_millis(100));
-    g.bench_function("shmproc", |b| b.iter_custom(queue_wake));
-    g.bench_function("local_futex_wake", |b| b.iter_custom(local_futex_wake));
+    g.bench_function("shmproc_get_wake", |b| b.iter_custom(queue_wake));
+    g.bench_function("futex_wake", |b| b.iter_custom(local_futex_wake));
     g.finish();
 
-    let mut g = c.benchmark_group("pipe_rtt");
-    g.bench_function("shmproc", |b| b.iter_custom(pipe_rtt));
+    let mut g = c.benchmark_group("pipe_round_trip_2proc");
+    g.bench_function("shmproc_pipe", |b| b.iter_custom(pipe_rtt));
     g.bench_function("local_pipe2", |b| b.iter_custom(local_pipe2_rtt));
     g.finish();
 
-    let mut g = c.benchmark_group("queue_1mib");
+    let mut g = c.benchmark_group("memcpy");
     g.throughput(Throughput::Bytes(MIB as u64));
-    g.bench_function("shmproc", |b| b.iter_custom(queue_1mib));
+    g.bench_function("shmproc_queue_bytes_1MiB", |b| b.iter_custom(queue_1mib));
     let src = vec![1u8; MIB];
     let mut dst = vec![0u8; MIB];
-    g.bench_function("local_memcpy", |b| {
+    g.bench_function("local_1MiB", |b| {
         b.iter(|| {
             dst.copy_from_slice(black_box(&src));
             black_box(&dst);

@@ -152,9 +152,10 @@ pub enum Error {
     /// Release of a lock nobody holds (Python's "released too many times").
     #[error("release of an unlocked lock: semaphore or lock released too many times")]
     NotLocked,
-    /// The lock is permanently unusable (its state was lost); recreate it.
-    #[error("lock not recoverable: its state was lost; create a new one")]
-    Unrecoverable,
+    /// `release()` of a lock this thread holds through a guard, not through `acquire()`:
+    /// releasing it would let another thread in while the guard still hands out the data.
+    #[error("release() of a lock held through a guard: drop the guard instead")]
+    HeldByGuard,
     /// The reentrant lock's recursion counter is full.
     #[error("too many recursive acquisitions of an RLock")]
     TooManyRecursions,
@@ -299,8 +300,6 @@ pub enum LockError<G> {
     WouldBlock,
     /// Not acquired: this thread already holds this non-reentrant lock.
     WouldDeadlock,
-    /// Not acquired: the lock is permanently unusable.
-    Unrecoverable,
     /// Not acquired: the reentrant lock's recursion counter is full.
     TooManyRecursions,
 }
@@ -317,13 +316,22 @@ impl<G> LockError<G> {
         }
     }
 
+    /// The same error with the guard (if any) turned into another.
+    pub(crate) fn map<H>(self, f: impl FnOnce(G) -> H) -> LockError<H> {
+        match self {
+            LockError::Poisoned(p) => LockError::Poisoned(PoisonError::new(f(p.into_inner()))),
+            LockError::WouldBlock => LockError::WouldBlock,
+            LockError::WouldDeadlock => LockError::WouldDeadlock,
+            LockError::TooManyRecursions => LockError::TooManyRecursions,
+        }
+    }
+
     /// The error without the guard (dropping the guard releases the lock).
     pub fn without_guard(&self) -> Error {
         match self {
             LockError::Poisoned(_) => Error::Poisoned,
             LockError::WouldBlock => Error::Timeout,
             LockError::WouldDeadlock => Error::WouldDeadlock,
-            LockError::Unrecoverable => Error::Unrecoverable,
             LockError::TooManyRecursions => Error::TooManyRecursions,
         }
     }
@@ -335,7 +343,6 @@ impl<G> fmt::Debug for LockError<G> {
             LockError::Poisoned(_) => f.write_str("Poisoned(..)"),
             LockError::WouldBlock => f.write_str("WouldBlock"),
             LockError::WouldDeadlock => f.write_str("WouldDeadlock"),
-            LockError::Unrecoverable => f.write_str("Unrecoverable"),
             LockError::TooManyRecursions => f.write_str("TooManyRecursions"),
         }
     }

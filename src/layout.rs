@@ -22,7 +22,7 @@ use static_assertions::{const_assert, const_assert_eq};
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMPROC1");
 
 /// Bumped whenever any shared struct changes shape; an attacher with another version refuses.
-pub(crate) const LAYOUT_VERSION: u32 = 1;
+pub(crate) const LAYOUT_VERSION: u32 = 2;
 
 /// The cache line size we pad shared hot words to.
 pub(crate) const CACHE_LINE: usize = 64;

@@ -196,7 +196,7 @@ impl Segment {
         h.payload_offset.store(spec.payload_offset() as u64, Ordering::Relaxed);
         h.payload_len.store(spec.payload_len as u64, Ordering::Relaxed);
         h.param.store(spec.param, Ordering::Relaxed);
-        h.creator_pid.store(crate::sys::proc::self_identity().0 as u32, Ordering::Relaxed);
+        h.creator_pid.store(crate::sys::proc::getpid() as u32, Ordering::Relaxed);
         h.magic.store(MAGIC, Ordering::Release);
         init(seg.payload())?;
         seg.header().state.store(STATE_READY, Ordering::Release);

@@ -36,6 +36,11 @@ fn threads_exclude_each_other() {
     });
     assert_eq!(*m.lock(), 40_000);
     assert!(m.try_lock_for(Duration::from_millis(1)).is_some());
+    // The owner's try forms say None (lock_api's contract), they do not panic.
+    let g = m.lock();
+    assert!(m.try_lock().is_none());
+    assert!(m.try_lock_for(Duration::from_millis(1)).is_none());
+    drop(g);
 }
 
 #[test]

@@ -1313,3 +1313,136 @@ fn a_dead_holder_that_dropped_its_handle_is_still_reported() {
     assert!(l.try_lock().is_ok());
     l.unlink().expect("unlink");
 }
+
+// ---- the lock word's owner-liveness checks: never steal from a live owner, never hang ---------
+
+#[test]
+fn a_live_owner_whose_thread_name_is_cut_mid_character_keeps_its_lock() {
+    // Linux keeps 15 bytes of a thread name: "ééééééééé" is cut inside a character, so
+    // /proc/<tid>/stat is not valid UTF-8. That must never read as "owner dead".
+    let _dog = common::Watchdog::new(WATCHDOG);
+    let m = Mutex::new(0u64).expect("mutex");
+    let (held_tx, held_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let owner = std::thread::Builder::new()
+        .name("ééééééééé".to_owned())
+        .spawn({
+            let m = m.clone();
+            move || {
+                let _g = m.lock().expect("lock");
+                held_tx.send(()).expect("send");
+                let _ = done_rx.recv_timeout(JOIN);
+            }
+        })
+        .expect("spawn");
+    held_rx.recv_timeout(JOIN).expect("owner holds the lock");
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(12)); // past the try_lock check's rate limit
+        assert!(matches!(m.try_lock(), Err(LockError::WouldBlock)), "a live owner's lock was taken");
+    }
+    assert!(matches!(m.lock_timeout(Duration::from_millis(250)), Err(LockError::WouldBlock)));
+    assert!(!m.is_poisoned());
+    done_tx.send(()).expect("send");
+    owner.join().expect("owner");
+    assert_eq!(*m.lock().expect("free again"), 0);
+}
+
+#[test]
+fn a_stopped_owner_is_alive_its_lock_is_not_taken() {
+    let _fork = common::fork_lock();
+    let _dog = common::Watchdog::new(WATCHDOG);
+    let m = Mutex::new(7u64).expect("mutex");
+    let held = RawValue::new(0u32).expect("flag");
+    let owner = start({
+        let (m, held) = (m.clone(), held.clone());
+        move || {
+            let _g = m.lock().expect("lock");
+            held.store(1);
+            common::park_forever();
+        }
+    });
+    await_flag(&held, 1, "the owner to hold the lock");
+    let pid = owner.pid().expect("pid");
+    assert_eq!(
+        std::process::Command::new("kill").args(["-STOP", &pid.to_string()]).status().map(|s| s.success()).ok(),
+        Some(true)
+    );
+    assert!(matches!(m.lock_timeout(Duration::from_millis(300)), Err(LockError::WouldBlock)));
+    assert!(!m.is_poisoned(), "a stopped (live) owner was treated as dead");
+    owner.kill().expect("kill");
+    finish(&owner);
+    match m.lock_timeout(Duration::from_secs(10)) {
+        Err(LockError::Poisoned(p)) => assert_eq!(**p.get_ref(), 7),
+        other => panic!("expected Poisoned after the kill, got {:?}", other.map(|g| *g)),
+    }
+}
+
+extern "C" fn ignore_signal(_: i32) {}
+
+#[test]
+fn a_waiter_interrupted_by_signals_still_notices_the_owner_died() {
+    // Frequent signals interrupt every futex wait early; the owner check must run all the same.
+    #![allow(unsafe_code)]
+    let _fork = common::fork_lock();
+    let _dog = common::Watchdog::new(WATCHDOG);
+    // SAFETY: an all-zero sigaction is a valid value (empty mask, no flags: no SA_RESTART, so
+    // the signal interrupts the waiter's futex wait).
+    let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
+    act.sa_sigaction = ignore_signal as *const () as usize;
+    // SAFETY: `act` is valid and its handler does nothing (async-signal-safe); the old action is
+    // not needed.
+    assert_eq!(unsafe { libc::sigaction(libc::SIGURG, &act, std::ptr::null_mut()) }, 0);
+    let m = Mutex::new(3u64).expect("mutex");
+    let held = RawValue::new(0u32).expect("flag");
+    let owner = start({
+        let (m, held) = (m.clone(), held.clone());
+        move || {
+            let _g = m.lock().expect("lock");
+            held.store(1);
+            common::park_forever();
+        }
+    });
+    await_flag(&held, 1, "the owner to hold the lock");
+    owner.kill().expect("kill");
+    finish(&owner);
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let waiter = std::thread::spawn({
+        let m = m.clone();
+        move || {
+            // SAFETY: pthread_self has no preconditions.
+            tid_tx.send(unsafe { libc::pthread_self() }).expect("send");
+            got(m.lock())
+        }
+    });
+    let target = tid_rx.recv_timeout(JOIN).expect("waiter started");
+    let pester = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // SAFETY: `target` is a live thread until `stop` is set after it was joined.
+                unsafe { libc::pthread_kill(target, libc::SIGURG) };
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    });
+    let result = waiter.join().expect("waiter");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    pester.join().expect("pester");
+    assert_eq!(result, Got::Poisoned(3));
+}
+
+#[test]
+fn release_while_a_guard_is_alive_is_refused() {
+    let m = Mutex::new(1u64).expect("mutex");
+    let g = m.lock().expect("lock");
+    assert!(matches!(m.release(), Err(Error::HeldByGuard)));
+    // Still exclusive: another thread cannot get in while the guard lives.
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(matches!(m.try_lock(), Err(LockError::WouldBlock))));
+    });
+    drop(g);
+    assert!(m.acquire(true, None).expect("acquire"));
+    m.release().expect("release after acquire");
+    assert!(matches!(m.release(), Err(Error::NotLocked)));
+}

@@ -162,7 +162,7 @@ pub(crate) fn owner_alive(id: u64) -> bool {
     let start = id >> 22;
     if start == 0 {
         // Start time unknown (no /proc when it registered): fall back to the pid alone.
-        return crate::sys::proc::start_time(pid).is_some();
+        return crate::sys::proc::id_exists(pid);
     }
     crate::sys::proc::is_alive(pid, start)
 }

@@ -73,7 +73,7 @@ impl<T: Pod> Array<T> {
     fn build(name: Option<&str>, len: usize, init: Option<&[T]>) -> Result<Self> {
         let seg = Segment::create(name, Self::spec(len)?, |p| {
             // SAFETY: the payload is ours alone until published, aligned for RawLock.
-            unsafe { RawLock::init(p.cast::<RawLock>(), false) }?;
+            unsafe { RawLock::init(p.cast::<RawLock>(), false) };
             if let Some(src) = init {
                 let dst = p.wrapping_add(data_offset(std::mem::align_of::<T>())).cast::<T>();
                 // SAFETY: `dst` is inside the zero-filled payload, aligned for T, with room for

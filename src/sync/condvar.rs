@@ -20,7 +20,7 @@ use crate::error::{Error, LockError, LockResult, PoisonError, Result};
 use crate::layout::{Kind, ShmSafe};
 use crate::segment::{self, Segment, Spec};
 use crate::sync::condcore::CondCore;
-use crate::sync::mutex::{Lock, Mutex, MutexGuard, RawLock, Wait};
+use crate::sync::mutex::{Lock, Mutex, MutexGuard, RawLock};
 use crate::sync::rlock::{ReentrantMutex, ReentrantMutexGuard};
 use crate::sys::clock::{Deadline, MonoTime, deadline_after};
 
@@ -218,27 +218,17 @@ impl<L: ConditionLock> Condition<L> {
     /// Waits on `raw` (held by the caller): releases every level, sleeps, re-takes them.
     /// Returns (notified, poisoned).
     fn wait_raw(&self, raw: &RawLock, deadline: Deadline) -> (bool, bool) {
-        let levels = Cell::new(0u32);
+        let suspended = Cell::new(None);
         let poisoned = Cell::new(false);
         let poisoned_before = raw.is_poisoned();
         let notified = self.core().wait(
             deadline,
-            || {
-                let mut n = 0;
-                while raw.is_held_by_current_thread() && raw.release().is_ok() {
-                    n += 1;
-                }
-                levels.set(n);
-            },
-            || {
-                for _ in 0..levels.get().max(1) {
-                    match raw.acquire(Wait::Until(None), || ()) {
-                        Ok(()) => {}
-                        // Poisoned: acquired all the same. Other failures leave the lock as it is;
-                        // report them as damage too.
-                        Err(_) => poisoned.set(true),
-                    }
-                }
+            // The caller holds the lock (a guard of this thread, or the ownership check of
+            // `wait_python`), so this releases every level and cannot fail.
+            || suspended.set(raw.suspend().ok()),
+            || match suspended.take() {
+                Some(s) => poisoned.set(raw.resume(s)),
+                None => poisoned.set(true),
             },
             |d| {
                 let slice = MonoTime::after(DEATH_POLL);
@@ -262,7 +252,7 @@ impl<L: ConditionLock> Condition<L> {
     pub fn wait<G: ConditionGuard>(&self, guard: G) -> LockResult<G> {
         match self.wait_guard(guard, None) {
             Ok((g, _)) => Ok(g),
-            Err(e) => Err(map_poison(e, |(g, _)| g)),
+            Err(e) => Err(e.map(|(g, _)| g)),
         }
     }
 
@@ -274,7 +264,7 @@ impl<L: ConditionLock> Condition<L> {
     pub fn wait_timeout<G: ConditionGuard>(&self, guard: G, timeout: Duration) -> LockResult<(G, WaitTimeoutResult)> {
         match self.wait_guard(guard, Some(MonoTime::after(timeout))) {
             Ok((g, n)) => Ok((g, WaitTimeoutResult(!n))),
-            Err(e) => Err(map_poison(e, |(g, n)| (g, WaitTimeoutResult(!n)))),
+            Err(e) => Err(e.map(|(g, n)| (g, WaitTimeoutResult(!n)))),
         }
     }
 
@@ -324,7 +314,7 @@ impl<L: ConditionLock> Condition<L> {
             guard = match self.wait_guard(guard, deadline) {
                 Ok((g, _)) => g,
                 Err(e) => {
-                    return Err(map_poison(e, |(mut g, _)| {
+                    return Err(e.map(|(mut g, _)| {
                         let ok = predicate(&mut g);
                         (g, ok)
                     }));
@@ -338,24 +328,15 @@ impl<L: ConditionLock> Condition<L> {
     /// # Errors
     /// As [`Mutex::acquire`].
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
-        let raw = self.lock.raw_ref().0;
-        match raw.acquire(Wait::python(block, timeout), || ()) {
-            Ok(()) => Ok(true),
-            Err(LockError::WouldBlock) => Ok(false),
-            Err(LockError::Poisoned(_)) => {
-                let _ = raw.release();
-                Err(Error::Poisoned)
-            }
-            Err(e) => Err(e.without_guard()),
-        }
+        self.lock.raw_ref().0.acquire_python(block, timeout)
     }
 
     /// Python's `release()` on the condition's lock (one level).
     ///
     /// # Errors
-    /// [`Error::NotLocked`] / [`Error::NotOwner`] as [`Mutex::release`].
+    /// [`Error::NotLocked`] / [`Error::NotOwner`] / [`Error::HeldByGuard`] as [`Mutex::release`].
     pub fn release(&self) -> Result<()> {
-        self.lock.raw_ref().0.release()
+        self.lock.raw_ref().0.release_python()
     }
 
     /// Python's `wait(timeout=None) -> bool` for a lock taken with [`acquire`](Self::acquire):
@@ -426,15 +407,5 @@ impl<L: ConditionLock> Condition<L> {
     /// [`Error::NotFound`] if it was already unlinked.
     pub fn unlink(&self) -> Result<()> {
         self.seg.unlink()
-    }
-}
-
-fn map_poison<A, B>(e: LockError<A>, f: impl FnOnce(A) -> B) -> LockError<B> {
-    match e {
-        LockError::Poisoned(p) => LockError::Poisoned(PoisonError::new(f(p.into_inner()))),
-        LockError::WouldBlock => LockError::WouldBlock,
-        LockError::WouldDeadlock => LockError::WouldDeadlock,
-        LockError::Unrecoverable => LockError::Unrecoverable,
-        LockError::TooManyRecursions => LockError::TooManyRecursions,
     }
 }

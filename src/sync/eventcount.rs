@@ -1,44 +1,59 @@
-//! Eventcounts: blocking without lost wake-ups, and without a syscall when nobody waits.
+//! Eventcounts: blocking without lost wake-ups, and without a syscall when nobody sleeps.
 //!
-//! Shared state: `{ seq, waiters }`, two 32-bit words. `seq` is the futex word.
+//! Shared state: one 32-bit futex word `seq`. Bit 0 (`SLEEPERS`) says "someone may be asleep on
+//! the current value"; bits 1.. count notifications. The second word is reserved.
 //!
 //! ```text
-//! waiter                                  notifier
-//! waiters += 1            (SeqCst)        publish the change (e.g. store the flag)
-//! key = seq               (SeqCst)        seq += 1             (SeqCst)
-//! if condition holds: waiters -= 1, done  if waiters != 0: FUTEX_WAKE(seq)
-//! FUTEX_WAIT(seq, key, deadline)
-//! waiters -= 1, re-check
+//! waiter                                      notifier
+//! key = seq                       (SeqCst)    publish the change (e.g. store the flag)
+//! if !SLEEPERS: CAS key -> key|SLEEPERS       old = seq; seq = (old + 2) & !SLEEPERS  (SeqCst CAS)
+//!   (failed: seq moved, start over)           if old & SLEEPERS: FUTEX_WAKE(all)
+//! if condition holds: done
+//! FUTEX_WAIT(seq, key|SLEEPERS, deadline)
+//! re-check; sleep again from the top
 //! ```
 //!
-//! In the single total order of SeqCst operations either the notifier's `waiters` load sees the
-//! waiter (and wakes it; a waiter not yet asleep finds `seq != key` and does not sleep), or the
-//! waiter's increment comes later, so its `key` load already sees the new `seq` and its condition
-//! check sees the published change. Either way no wake-up is lost, and a notifier with no waiter
-//! makes no syscall.
+//! Either the notifier's update comes after the waiter's announcement in seq's modification
+//! order (it sees SLEEPERS and wakes everyone asleep; a waiter not yet asleep finds seq changed
+//! and does not sleep), or before it (the waiter's CAS reads the notifier's value, so it
+//! synchronises with it and its condition check sees the published change). The notifier clears
+//! SLEEPERS in the same atomic step, so further notifications make no syscall until some waiter
+//! announces again: a burst of puts into a queue whose consumer was just woken costs one
+//! FUTEX_WAKE, not one per put. Every notification wakes all sleepers (they re-check and go back
+//! to sleep if it was not for them).
 //!
-//! This file is also compiled by `tests/loom.rs` over loom's atomics: it may only use what
-//! `super::shim` provides.
+//! This file is also compiled by `tests/loom.rs` and `tests/loom_ring.rs` over loom's atomics: it
+//! may only use what `super::shim` provides.
 
 use super::shim::{AtomicU32, Deadline, Ordering, deadline_passed, futex_wait, futex_wake};
+
+/// Bit 0 of `seq`: someone may sleep on its current value.
+const SLEEPERS: u32 = 1;
+/// What one notification adds to `seq` (bit 0 is the flag).
+const STEP: u32 = 2;
 
 /// An eventcount in shared memory. `#[repr(C)]`: two `u32` words.
 #[repr(C)]
 pub(crate) struct EventCount {
     seq: AtomicU32,
-    waiters: AtomicU32,
+    reserved: AtomicU32,
 }
+
+#[cfg(not(loom))]
+static_assertions::const_assert_eq!(std::mem::size_of::<EventCount>(), 8);
+#[cfg(not(loom))]
+static_assertions::const_assert_eq!(std::mem::offset_of!(EventCount, seq), 0);
 
 impl EventCount {
     /// A fresh eventcount (for initialising shared memory in place).
     pub(crate) fn new() -> EventCount {
-        EventCount { seq: AtomicU32::new(0), waiters: AtomicU32::new(0) }
+        EventCount { seq: AtomicU32::new(0), reserved: AtomicU32::new(0) }
     }
 
     /// Blocks until `ready()` returns `Some`, or the deadline passes (`None`).
     ///
     /// `ready` is called before any sleep and after every wake-up; it must read the state the
-    /// notifier publishes before it calls [`notify`](Self::notify).
+    /// notifier publishes before it calls [`notify_all`](Self::notify_all).
     #[inline]
     pub(crate) fn wait_until<R>(&self, deadline: Deadline, mut ready: impl FnMut() -> Option<R>) -> Option<R> {
         if let Some(r) = ready() {
@@ -50,14 +65,20 @@ impl EventCount {
     #[cold]
     fn wait_slow<R>(&self, deadline: Deadline, ready: &mut dyn FnMut() -> Option<R>) -> Option<R> {
         loop {
-            self.waiters.fetch_add(1, Ordering::SeqCst);
             let key = self.seq.load(Ordering::SeqCst);
+            if key & SLEEPERS == 0
+                && self.seq.compare_exchange(key, key | SLEEPERS, Ordering::SeqCst, Ordering::SeqCst).is_err()
+            {
+                // A notification (or another waiter) moved seq: look at the condition again.
+                if let Some(r) = ready() {
+                    return Some(r);
+                }
+                continue;
+            }
             if let Some(r) = ready() {
-                self.waiters.fetch_sub(1, Ordering::SeqCst);
                 return Some(r);
             }
-            let in_time = futex_wait(&self.seq, key, deadline);
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            let in_time = futex_wait(&self.seq, key | SLEEPERS, deadline);
             if let Some(r) = ready() {
                 return Some(r);
             }
@@ -67,24 +88,20 @@ impl EventCount {
         }
     }
 
-    /// Wakes up to `n` waiters, after the caller published the change they wait for. No syscall
-    /// when nobody waits.
-    #[inline]
-    pub(crate) fn notify(&self, n: u32) {
-        self.seq.fetch_add(1, Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) != 0 {
-            futex_wake(&self.seq, n);
-        }
-    }
-
-    /// Wakes every waiter.
+    /// Wakes every sleeper, after the caller published the change they wait for. No syscall
+    /// when nobody announced a sleep since the last notification.
     #[inline]
     pub(crate) fn notify_all(&self) {
-        self.notify(u32::MAX);
-    }
-
-    /// How many processes are blocked or about to block (a snapshot).
-    pub(crate) fn waiters(&self) -> u32 {
-        self.waiters.load(Ordering::Relaxed)
+        let mut old = self.seq.load(Ordering::SeqCst);
+        loop {
+            let new = old.wrapping_add(STEP) & !SLEEPERS;
+            match self.seq.compare_exchange_weak(old, new, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => break,
+                Err(actual) => old = actual,
+            }
+        }
+        if old & SLEEPERS != 0 {
+            futex_wake(&self.seq, u32::MAX);
+        }
     }
 }

@@ -41,12 +41,13 @@ const_assert_eq!(std::mem::size_of::<RawRobustMutex>(), 64);
 unsafe impl ShmSafe for RawRobustMutex {}
 
 impl RawRobustMutex {
+    /// `None` when not acquired; a relock by the owner is `None` too (the `try_` forms must not
+    /// panic), and `lock()` turns that into its documented panic.
     fn take(&self, wait: Wait) -> Option<lock_api::GuardNoSend> {
         match self.lock.acquire(wait, lock_api::GuardNoSend::new) {
             Ok(g) => Some(g),
             Err(LockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(LockError::WouldBlock) => None,
-            Err(e) => panic!("RawRobustMutex::lock: {e}"),
+            Err(_) => None,
         }
     }
 
@@ -74,7 +75,8 @@ unsafe impl lock_api::RawMutex for RawRobustMutex {
     fn lock(&self) -> Self::Guard {
         match self.take(Wait::Until(None)) {
             Some(g) => g,
-            None => unreachable!("a blocking lock with no deadline cannot time out"),
+            // A blocking lock with no deadline fails only on a relock by the owner.
+            None => panic!("RawRobustMutex::lock: this thread already holds the lock (it would deadlock)"),
         }
     }
 
@@ -86,8 +88,8 @@ unsafe impl lock_api::RawMutex for RawRobustMutex {
         if std::thread::panicking() {
             self.lock.poison();
         }
-        // The caller holds the lock (trait contract), so this succeeds.
-        let _ = self.lock.release();
+        // The caller holds the lock (trait contract).
+        self.lock.release_held();
     }
 
     fn is_locked(&self) -> bool {

@@ -64,8 +64,12 @@ pub(crate) struct RawLock {
     recursive: AtomicU32,
     /// Re-entries beyond the first (reentrant locks; written by the owner only).
     depth: AtomicU32,
-    /// The owner's `ThreadIdentity::packed`, stored right after each acquisition.
+    /// The owner's `ThreadIdentity::packed`, stored right after each acquisition and cleared
+    /// before each release; 0 while unknown.
     owner: AtomicU64,
+    /// Levels held through Python-style `acquire()` (no guard); `release()` may only drop those.
+    /// Written by the owner only.
+    py_levels: AtomicU32,
 }
 
 const_assert_eq!(std::mem::size_of::<RawLock>(), CACHE_LINE);
@@ -75,6 +79,7 @@ const_assert_eq!(std::mem::offset_of!(RawLock, poisoned), 4);
 const_assert_eq!(std::mem::offset_of!(RawLock, recursive), 8);
 const_assert_eq!(std::mem::offset_of!(RawLock, depth), 12);
 const_assert_eq!(std::mem::offset_of!(RawLock, owner), 16);
+const_assert_eq!(std::mem::offset_of!(RawLock, py_levels), 24);
 
 // SAFETY: repr(C), atomics only, no pointers; all-zero is a free, non-reentrant lock; layout
 // asserted above.
@@ -106,6 +111,19 @@ enum Contended {
     TimedOut,
 }
 
+/// What [`RawLock::suspend`] released, for [`RawLock::resume`] to take back.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Suspended {
+    levels: u32,
+    py_levels: u32,
+}
+
+thread_local! {
+    /// The last owner a failed `try_lock` of this thread checked in /proc: (lock address,
+    /// owner identity, when). A polling loop re-reads /proc at most every FIRST_DEATH_POLL.
+    static LAST_TRY_CHECK: std::cell::Cell<(usize, u64, u64)> = const { std::cell::Cell::new((0, 0, 0)) };
+}
+
 impl RawLock {
     /// A free lock (all-zero bytes are the same free, non-reentrant lock).
     pub(crate) const fn new(recursive: bool) -> RawLock {
@@ -115,6 +133,7 @@ impl RawLock {
             recursive: AtomicU32::new(recursive as u32),
             depth: AtomicU32::new(0),
             owner: AtomicU64::new(0),
+            py_levels: AtomicU32::new(0),
         }
     }
 
@@ -122,10 +141,16 @@ impl RawLock {
     ///
     /// # Safety
     /// `p` must be valid for writes, aligned, and unused by anyone else until this returns.
-    pub(crate) unsafe fn init(p: *mut RawLock, recursive: bool) -> Result<()> {
+    pub(crate) unsafe fn init(p: *mut RawLock, recursive: bool) {
         // SAFETY: guaranteed by the caller.
         unsafe { p.write(RawLock::new(recursive)) };
-        Ok(())
+    }
+
+    /// Whether the word's owner TID is the calling thread *and* the recorded owner is this very
+    /// thread (not a dead thread whose id was recycled for us).
+    #[inline]
+    fn owned_by(&self, w: u32, me: ThreadIdentity) -> bool {
+        w & TID_MASK == me.tid && self.owner.load(Ordering::Relaxed) == me.packed
     }
 
     /// Acquires the lock; on success `make` builds the guard. A poisoned acquisition still
@@ -145,7 +170,8 @@ impl RawLock {
 
     #[inline(never)]
     fn acquire_slow<G>(&self, me: ThreadIdentity, wait: Wait, make: impl FnOnce() -> G) -> LockResult<G> {
-        if self.word.load(Ordering::Relaxed) & TID_MASK == me.tid {
+        let w = self.word.load(Ordering::Acquire);
+        if self.owned_by(w, me) {
             if self.recursive.load(Ordering::Relaxed) == 0 {
                 return Err(LockError::WouldDeadlock);
             }
@@ -157,11 +183,10 @@ impl RawLock {
         } else {
             let outcome = match wait {
                 // A failed try_lock asks whether the holder lives (a /proc read, only when the
-                // lock is busy): an abandoned lock is taken over, as glibc's EOWNERDEAD would.
-                Wait::No => match self.take_over_if_owner_dead(me) {
-                    true => Contended::OwnerDied,
-                    false => return Err(LockError::WouldBlock),
-                },
+                // lock is busy, at most every FIRST_DEATH_POLL per thread and owner): an
+                // abandoned lock is taken over, as glibc's EOWNERDEAD would.
+                Wait::No if self.try_check_due() && self.take_over_if_owner_dead(me) => Contended::OwnerDied,
+                Wait::No => return Err(LockError::WouldBlock),
                 Wait::Until(deadline) => self.lock_contended(me, deadline),
             };
             match outcome {
@@ -171,12 +196,26 @@ impl RawLock {
             }
             self.owner.store(me.packed, Ordering::Relaxed);
             self.depth.store(0, Ordering::Relaxed);
+            self.py_levels.store(0, Ordering::Relaxed);
         }
         let guard = make();
         if self.poisoned.load(Ordering::Relaxed) != 0 {
             return Err(LockError::Poisoned(PoisonError::new(guard)));
         }
         Ok(guard)
+    }
+
+    /// Rate-limits the /proc check of failed try_locks: true when this thread has not checked
+    /// this lock's current owner in the last FIRST_DEATH_POLL.
+    fn try_check_due(&self) -> bool {
+        let key = (std::ptr::from_ref(self) as usize, self.owner.load(Ordering::Relaxed));
+        let now = MonoTime::now().as_nanos();
+        let (addr, owner, at) = LAST_TRY_CHECK.get();
+        if (addr, owner) == key && now.saturating_sub(at) < FIRST_DEATH_POLL.as_nanos() as u64 {
+            return false;
+        }
+        LAST_TRY_CHECK.set((key.0, key.1, now));
+        true
     }
 
     #[cold]
@@ -191,7 +230,11 @@ impl RawLock {
                 return Contended::Acquired;
             }
         }
+        // The owner check runs whenever `next_check` has passed, whatever woke us (a signal, a
+        // spurious wake-up or the slice's end), and once more before giving up on a deadline.
         let mut poll = FIRST_DEATH_POLL;
+        let mut next_check = MonoTime::after(poll);
+        let mut checked = false;
         loop {
             let w = self.word.load(Ordering::Relaxed);
             if w == 0 {
@@ -206,21 +249,25 @@ impl RawLock {
             {
                 continue;
             }
-            let w = w | WAITERS;
-            if deadline.is_some_and(|d| d.has_passed()) {
-                return Contended::TimedOut;
-            }
-            let slice = MonoTime::after(poll);
-            let wake_by = match deadline {
-                Some(d) if d < slice => Some(d),
-                _ => Some(slice),
-            };
-            if futex::wait(&self.word, w, wake_by) == futex::WaitOutcome::TimedOut {
+            let now = MonoTime::now();
+            let expired = deadline.is_some_and(|d| now >= d);
+            if now >= next_check || (expired && !checked) {
                 if self.take_over_if_owner_dead(me) {
                     return Contended::OwnerDied;
                 }
+                checked = true;
                 poll = (poll * 2).min(MAX_DEATH_POLL);
+                next_check = MonoTime::after(poll);
+                continue;
             }
+            if expired {
+                return Contended::TimedOut;
+            }
+            let wake_by = match deadline {
+                Some(d) if d < next_check => d,
+                _ => next_check,
+            };
+            futex::wait(&self.word, w | WAITERS, Some(wake_by));
         }
     }
 
@@ -228,42 +275,115 @@ impl RawLock {
     /// owner's word) and returns true.
     #[cold]
     fn take_over_if_owner_dead(&self, me: ThreadIdentity) -> bool {
-        let w = self.word.load(Ordering::Relaxed);
+        // Acquire: pairs with the releasing swap, so `owner` is never an older holder's identity
+        // (it is cleared before each release).
+        let w = self.word.load(Ordering::Acquire);
         let owner = w & TID_MASK;
-        owner != 0
-            && owner != me.tid
-            && owner_is_dead(owner, self.owner.load(Ordering::Relaxed))
-            && self.word.compare_exchange(w, me.tid | (w & WAITERS), Ordering::Acquire, Ordering::Relaxed).is_ok()
+        if owner == 0 {
+            return false;
+        }
+        let recorded = self.owner.load(Ordering::Relaxed);
+        // Our own id in the word but another identity recorded: a dead thread whose id the
+        // kernel recycled for us. Otherwise ask /proc.
+        let dead =
+            if owner == me.tid { recorded != me.packed && recorded != 0 } else { owner_is_dead(owner, recorded) };
+        dead && self.word.compare_exchange(w, me.tid | (w & WAITERS), Ordering::Acquire, Ordering::Relaxed).is_ok()
     }
 
     /// Releases one level of a lock the calling thread holds (guards: ownership is known).
     #[inline(always)]
-    fn release_held(&self) {
+    pub(crate) fn release_held(&self) {
         let depth = self.depth.load(Ordering::Relaxed);
         if depth != 0 {
             self.depth.store(depth - 1, Ordering::Relaxed);
             return;
         }
+        self.owner.store(0, Ordering::Relaxed);
         if self.word.swap(0, Ordering::Release) & WAITERS != 0 {
             futex::wake(&self.word, 1);
         }
     }
 
-    /// Releases one level of the lock, checking that the calling thread holds it.
-    ///
-    /// # Errors
-    /// [`Error::NotLocked`] if nobody holds it, [`Error::NotOwner`] if another thread does.
-    #[inline]
-    pub(crate) fn release(&self) -> Result<()> {
-        let owner = self.word.load(Ordering::Relaxed) & TID_MASK;
-        if owner == 0 {
+    fn check_owner(&self, me: ThreadIdentity) -> Result<()> {
+        let w = self.word.load(Ordering::Acquire);
+        if w & TID_MASK == 0 {
             return Err(Error::NotLocked);
         }
-        if owner != thread_identity().tid {
+        if !self.owned_by(w, me) {
             return Err(Error::NotOwner);
         }
+        Ok(())
+    }
+
+    /// Python's `acquire(block, timeout)`: takes one level with no guard; `release_python` gives
+    /// it back. Returns whether it was acquired.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] (the lock is released again: clear the poison and retry),
+    /// [`Error::WouldDeadlock`], [`Error::TooManyRecursions`].
+    pub(crate) fn acquire_python(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
+        match self.acquire(Wait::python(block, timeout), || ()) {
+            Ok(()) => {
+                let n = self.py_levels.load(Ordering::Relaxed);
+                self.py_levels.store(n + 1, Ordering::Relaxed);
+                Ok(true)
+            }
+            Err(LockError::WouldBlock) => Ok(false),
+            Err(LockError::Poisoned(_)) => {
+                self.release_held();
+                Err(Error::Poisoned)
+            }
+            Err(e) => Err(e.without_guard()),
+        }
+    }
+
+    /// Python's `release()`: drops one level taken with [`acquire_python`](Self::acquire_python).
+    ///
+    /// # Errors
+    /// [`Error::NotLocked`] if nobody holds it, [`Error::NotOwner`] if another thread does,
+    /// [`Error::HeldByGuard`] if this thread holds it only through a guard (releasing it would let
+    /// another thread in while the guard still hands out the data).
+    pub(crate) fn release_python(&self) -> Result<()> {
+        self.check_owner(thread_identity())?;
+        let n = self.py_levels.load(Ordering::Relaxed);
+        if n == 0 {
+            return Err(Error::HeldByGuard);
+        }
+        self.py_levels.store(n - 1, Ordering::Relaxed);
         self.release_held();
         Ok(())
+    }
+
+    /// Releases every level the calling thread holds (for `Condition::wait`, which owns the
+    /// guard or checked Python-style ownership), remembering them for [`resume`](Self::resume).
+    ///
+    /// # Errors
+    /// [`Error::NotLocked`] / [`Error::NotOwner`] when the calling thread does not hold it.
+    pub(crate) fn suspend(&self) -> Result<Suspended> {
+        self.check_owner(thread_identity())?;
+        let s = Suspended {
+            levels: self.depth.load(Ordering::Relaxed) + 1,
+            py_levels: self.py_levels.load(Ordering::Relaxed),
+        };
+        self.depth.store(0, Ordering::Relaxed);
+        self.py_levels.store(0, Ordering::Relaxed);
+        self.release_held();
+        Ok(s)
+    }
+
+    /// Takes back what [`suspend`](Self::suspend) released, blocking; returns whether the lock
+    /// was poisoned meanwhile (it is held either way).
+    pub(crate) fn resume(&self, s: Suspended) -> bool {
+        let poisoned = match self.acquire(Wait::Until(None), || ()) {
+            Ok(()) => false,
+            Err(LockError::Poisoned(_)) => true,
+            // A blocking acquire with no deadline ends only acquired (possibly poisoned): a
+            // relock is impossible after `suspend` released every level of this thread.
+            Err(_) => true,
+        };
+        self.depth.store(s.levels.saturating_sub(1), Ordering::Relaxed);
+        self.py_levels.store(s.py_levels, Ordering::Relaxed);
+        poisoned
     }
 
     /// Marks the protected data as possibly inconsistent (a holder panicked).
@@ -288,14 +408,14 @@ impl RawLock {
 
     /// Whether the lock is held by a thread that has died (a `/proc` read when it is held).
     pub(crate) fn owner_died(&self) -> bool {
-        let owner = self.word.load(Ordering::Relaxed) & TID_MASK;
+        let w = self.word.load(Ordering::Acquire);
+        let owner = w & TID_MASK;
         owner != 0 && owner_is_dead(owner, self.owner.load(Ordering::Relaxed))
     }
 
     /// Whether the calling thread holds the lock. No syscall.
     pub(crate) fn is_held_by_current_thread(&self) -> bool {
-        let owner = self.word.load(Ordering::Relaxed) & TID_MASK;
-        owner != 0 && owner == thread_identity().tid
+        self.owned_by(self.word.load(Ordering::Relaxed), thread_identity())
     }
 }
 
@@ -468,7 +588,7 @@ impl<T: Pod> Mutex<T> {
         let seg = Segment::create(name, Self::spec(kind), |p| {
             // SAFETY: the payload is ours alone until `create` publishes it, aligned for
             // RawLock (Spec::of takes its alignment) and large enough for lock + data.
-            unsafe { RawLock::init(p.cast::<RawLock>(), recursive) }?;
+            unsafe { RawLock::init(p.cast::<RawLock>(), recursive) };
             let data = p.wrapping_add(data_offset(std::mem::align_of::<T>())).cast::<T>();
             // SAFETY: `data` is inside the payload, aligned for T, and unshared.
             unsafe { data.write(value) };
@@ -507,7 +627,7 @@ impl<T> Mutex<T> {
     /// # Errors
     /// [`LockError::Poisoned`] (with the guard: the lock *is* held) when a previous holder died
     /// or panicked while holding it; [`LockError::WouldDeadlock`] when this thread already holds
-    /// it; [`LockError::Unrecoverable`] when its state was lost.
+    /// it.
     #[inline]
     #[doc(alias = "acquire")]
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
@@ -568,24 +688,17 @@ impl<T> Mutex<T> {
     /// released again, call [`clear_poison`](Self::clear_poison) and retry.
     /// [`Error::WouldDeadlock`] when this thread holds it already.
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
-        match self.raw().acquire(Wait::python(block, timeout), || ()) {
-            Ok(()) => Ok(true),
-            Err(LockError::WouldBlock) => Ok(false),
-            Err(LockError::Poisoned(_)) => {
-                let _ = self.raw().release();
-                Err(Error::Poisoned)
-            }
-            Err(e) => Err(e.without_guard()),
-        }
+        self.raw().acquire_python(block, timeout)
     }
 
     /// Python's `release()`: releases a lock taken with [`acquire`](Self::acquire).
     ///
     /// # Errors
     /// [`Error::NotLocked`] when nobody holds it (Python's "released too many times"),
-    /// [`Error::NotOwner`] when another thread or process does.
+    /// [`Error::NotOwner`] when another thread or process does, [`Error::HeldByGuard`] when this
+    /// thread holds it through a guard (drop the guard instead).
     pub fn release(&self) -> Result<()> {
-        self.raw().release()
+        self.raw().release_python()
     }
 }
 

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use crate::error::{Error, LockError, LockResult, PoisonError, Result};
+use crate::error::{LockResult, Result};
 use crate::layout::Kind;
 use crate::segment;
-use crate::sync::mutex::{Mutex, MutexGuard, Wait};
+use crate::sync::mutex::{Mutex, MutexGuard};
 
 /// A reentrant lock around a `T` in shared memory: the owning thread may lock it again; it is
 /// free once every guard is dropped. The guard gives `&T` only (use atomics or `Cell`-free Pod
@@ -82,16 +82,7 @@ impl<T: std::fmt::Debug> std::fmt::Debug for ReentrantMutexGuard<'_, T> {
 }
 
 fn wrap<'a, T>(r: LockResult<MutexGuard<'a, T>>) -> LockResult<ReentrantMutexGuard<'a, T>> {
-    match r {
-        Ok(inner) => Ok(ReentrantMutexGuard { inner }),
-        Err(LockError::Poisoned(p)) => {
-            Err(LockError::Poisoned(PoisonError::new(ReentrantMutexGuard { inner: p.into_inner() })))
-        }
-        Err(LockError::WouldBlock) => Err(LockError::WouldBlock),
-        Err(LockError::WouldDeadlock) => Err(LockError::WouldDeadlock),
-        Err(LockError::Unrecoverable) => Err(LockError::Unrecoverable),
-        Err(LockError::TooManyRecursions) => Err(LockError::TooManyRecursions),
-    }
+    r.map(|inner| ReentrantMutexGuard { inner }).map_err(|e| e.map(|inner| ReentrantMutexGuard { inner }))
 }
 
 impl ReentrantMutex<()> {
@@ -161,15 +152,7 @@ impl<T> ReentrantMutex<T> {
     /// # Errors
     /// As [`Mutex::acquire`].
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
-        match self.inner.raw().acquire(Wait::python(block, timeout), || ()) {
-            Ok(()) => Ok(true),
-            Err(LockError::WouldBlock) => Ok(false),
-            Err(LockError::Poisoned(_)) => {
-                let _ = self.inner.raw().release();
-                Err(Error::Poisoned)
-            }
-            Err(e) => Err(e.without_guard()),
-        }
+        self.inner.raw().acquire_python(block, timeout)
     }
 
     /// Python's `release()`: drops one level taken with [`acquire`](Self::acquire).

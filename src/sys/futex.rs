@@ -56,8 +56,3 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) -> usize {
     let r = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, n) };
     usize::try_from(r).unwrap_or(0)
 }
-
-/// Wakes every waiter sleeping on `word`.
-pub(crate) fn wake_all(word: &AtomicU32) -> usize {
-    wake(word, i32::MAX as u32)
-}

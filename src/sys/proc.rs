@@ -18,13 +18,14 @@ use super::clock::Deadline;
 /// In a multithreaded parent the child holds a copy of every lock other threads held at the
 /// instant of the fork; `child` must touch only what it owns (documented on `Process`).
 pub(crate) fn fork_and_run(child: impl FnOnce()) -> Result<i32, Errno> {
+    watch_forks();
     // SAFETY: the child branch runs `child`, which never returns into the parent's code and ends
     // with `_exit`; the parent branch only reads the pid. What the child may touch in a
     // multithreaded parent is the documented contract of `Process::start`.
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Parent { child } => Ok(child.as_raw()),
         nix::unistd::ForkResult::Child => {
-            FORK_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // The atfork handler registered above has bumped the fork generation already.
             child();
             exit_now(0)
         }
@@ -48,13 +49,16 @@ extern "C" fn bump_fork_generation() {
 
 /// Registers (once) a `pthread_atfork` child handler that bumps the fork generation, so caches
 /// stay right even in children forked by other code than `Process`.
+///
+/// An atomic flag, not a `Once`: a `Once` caught mid-call by another thread's fork would stay
+/// "running" for ever in the child.
 pub(crate) fn watch_forks() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
+    static REGISTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !REGISTERED.swap(true, std::sync::atomic::Ordering::Relaxed) {
         // SAFETY: registers a handler that only performs an atomic increment, which is
         // async-signal-safe and valid in a freshly forked child.
         unsafe { libc::pthread_atfork(None, None, Some(bump_fork_generation)) };
-    });
+    }
 }
 
 /// `pidfd_open(pid, 0)`: a descriptor that becomes readable when the process exits.
@@ -200,29 +204,64 @@ pub(crate) fn cpus_online() -> usize {
     }
 }
 
+/// What `/proc/<id>/stat` says about a process or thread id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ProcStat {
+    /// No such id (the file does not exist while /proc does).
+    Missing,
+    /// Exited, not yet reaped.
+    Zombie,
+    /// Running or sleeping; its start time in clock ticks since boot, if it could be parsed.
+    Running(Option<u64>),
+    /// /proc could not answer (not mounted, out of file descriptors, ...): assume it lives.
+    Unknown,
+}
+
+/// Reads `/proc/<id>/stat` (any thread id works there, not only process ids) as bytes: the
+/// command name may hold any bytes, even half a UTF-8 character cut at 15 bytes.
+fn proc_stat(id: u32) -> ProcStat {
+    let stat = match std::fs::read(format!("/proc/{id}/stat")) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::path::Path::new("/proc/self/stat").exists() => {
+            return ProcStat::Missing;
+        }
+        Err(_) => return ProcStat::Unknown,
+    };
+    // The command name (field 2) is in parentheses and may contain anything: split after the
+    // last ')'. Fields 3.. follow: the state, then starttime is field 22 (18 after the state).
+    let Some(close) = stat.iter().rposition(|&b| b == b')') else { return ProcStat::Running(None) };
+    let mut fields = stat[close + 1..].split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty());
+    match fields.next() {
+        Some(b"Z" | b"X" | b"x") => ProcStat::Zombie,
+        _ => ProcStat::Running(fields.nth(18).and_then(|f| std::str::from_utf8(f).ok()).and_then(|f| f.parse().ok())),
+    }
+}
+
 /// The start time of `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`), or `None`
-/// if the process does not exist. Together with the pid it names one process for ever.
+/// if the process does not exist or /proc cannot tell. With the pid it names one process for ever.
 pub(crate) fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may contain spaces: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // After ')' come fields 3.. ; starttime is field 22, i.e. index 19 here.
-    rest.split_whitespace().nth(19)?.parse().ok()
+    match proc_stat(u32::try_from(pid).ok()?) {
+        ProcStat::Running(start) => start,
+        _ => None,
+    }
+}
+
+/// Whether some live (not zombie) process or thread has id `pid`; presumed alive when /proc
+/// cannot answer.
+pub(crate) fn id_exists(pid: i32) -> bool {
+    let Ok(id) = u32::try_from(pid) else { return false };
+    !matches!(proc_stat(id), ProcStat::Missing | ProcStat::Zombie)
 }
 
 /// Whether the process `pid` with start time `start` is still alive (not a zombie, not reused).
+/// When /proc cannot answer it is presumed alive: a live peer must never be declared dead.
 pub(crate) fn is_alive(pid: i32, start: u64) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let Some(close) = stat.rfind(')') else { return false };
-    let mut fields = stat[close + 1..].split_whitespace();
-    let state = fields.next().unwrap_or("X");
-    if state == "Z" || state == "X" || state == "x" {
-        return false;
+    let Ok(id) = u32::try_from(pid) else { return false };
+    match proc_stat(id) {
+        ProcStat::Missing | ProcStat::Zombie => false,
+        ProcStat::Running(Some(s)) => s == start,
+        ProcStat::Running(None) | ProcStat::Unknown => true,
     }
-    // `state` was field 3; starttime is field 22, 18 further on.
-    fields.nth(18).and_then(|s| s.parse::<u64>().ok()) == Some(start)
 }
 
 static ID_GEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -362,24 +401,18 @@ pub(crate) enum ThreadStatus {
     Dead,
 }
 
-/// Whether thread `tid` lives, and since when. Reads `/proc/<tid>/stat` (any thread id works
-/// there); without /proc, falls back to `kill(tid, 0)`.
+/// Whether thread `tid` lives, and since when. Only a missing `/proc/<tid>` or a zombie counts
+/// as dead; when /proc cannot answer the thread is presumed alive (falling back to
+/// `kill(tid, 0)` when /proc is not mounted at all).
 pub(crate) fn thread_status(tid: u32) -> ThreadStatus {
     if tid == 0 {
         return ThreadStatus::Dead;
     }
-    match std::fs::read_to_string(format!("/proc/{tid}/stat")) {
-        Ok(stat) => {
-            let Some(close) = stat.rfind(')') else { return ThreadStatus::Alive(None) };
-            let mut fields = stat[close + 1..].split_whitespace();
-            match fields.next() {
-                Some("Z" | "X" | "x") => ThreadStatus::Dead,
-                // `state` was field 3; starttime is field 22, 18 further on.
-                _ => ThreadStatus::Alive(fields.nth(18).and_then(|s| s.parse().ok())),
-            }
-        }
-        Err(_) if std::path::Path::new("/proc/self/stat").exists() => ThreadStatus::Dead,
-        Err(_) => match nix::sys::signal::kill(nix::unistd::Pid::from_raw(tid as i32), None) {
+    match proc_stat(tid) {
+        ProcStat::Missing | ProcStat::Zombie => ThreadStatus::Dead,
+        ProcStat::Running(start) => ThreadStatus::Alive(start),
+        ProcStat::Unknown if std::path::Path::new("/proc/self").exists() => ThreadStatus::Alive(None),
+        ProcStat::Unknown => match nix::sys::signal::kill(nix::unistd::Pid::from_raw(tid as i32), None) {
             Err(Errno::ESRCH) => ThreadStatus::Dead,
             _ => ThreadStatus::Alive(None),
         },
