@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use shmproc::{
-    Array, Barrier, BoundedSemaphore, Condition, Event, LockError, Mutex, Process, RLock, RawArray, RawValue,
-    Semaphore, SharedMemory, Value,
+    Array, Barrier, BoundedSemaphore, Condition, Error, Event, JoinableQueue, LockError, Mutex, Pipe, Process, Queue,
+    RLock, RawArray, RawValue, Semaphore, SharedMemory, Value, Waitable, wait,
 };
 
 // Functions returning `shmproc::Result` can `?` a lock: a poisoned lock becomes `Error::Poisoned`.
@@ -284,12 +284,262 @@ fn named_objects() -> Res {
     Ok(())
 }
 
+fn queues() -> Res {
+    section("Queue: one producer, two consumers, each in its own process");
+    const ITEMS: u64 = 10_000;
+    let work = Queue::<Option<u64>>::new()?;
+    let results = Queue::<(u32, u64, u64)>::new()?; // (consumer, items taken, their sum)
+    let producer = Process::new({
+        let work = work.clone();
+        move || {
+            for i in 1..=ITEMS {
+                work.put(Some(i)).expect("put");
+            }
+            work.put(None).expect("put"); // one sentinel per consumer
+            work.put(None).expect("put");
+        }
+    });
+    let consumers: Vec<Process> = (0..2)
+        .map(|c| {
+            let (work, results) = (work.clone(), results.clone());
+            Process::new(move || {
+                let (mut n, mut sum) = (0, 0);
+                while let Some(i) = work.get_timeout(Duration::from_secs(10)).expect("get") {
+                    n += 1;
+                    sum += i;
+                    if n % 100 == 0 {
+                        std::thread::sleep(Duration::from_millis(1)); // some work, so both get a share
+                    }
+                }
+                results.put((c, n, sum)).expect("put");
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    producer.start()?;
+    for c in &consumers {
+        c.start()?;
+    }
+    let mut total = 0;
+    for _ in 0..2 {
+        let (c, n, sum) = results.get_timeout(Duration::from_secs(10))?;
+        println!("   consumer {c} took {n} items");
+        total += sum;
+    }
+    for p in consumers.iter().chain([&producer]) {
+        p.join()?;
+    }
+    println!("   sum of everything taken: {total} (expected {}), in {:?}", ITEMS * (ITEMS + 1) / 2, t.elapsed());
+
+    section("JoinableQueue: join() returns when every task is done");
+    let jobs = JoinableQueue::<u32>::new()?;
+    let done = RawValue::new(0u32)?;
+    let worker = Process::new({
+        let (jobs, done) = (jobs.clone(), done.clone());
+        move || {
+            for _ in 0..5 {
+                let ms = jobs.get_timeout(Duration::from_secs(10)).expect("get");
+                std::thread::sleep(Duration::from_millis(ms.into()));
+                done.fetch_add(1);
+                jobs.task_done().expect("task_done");
+            }
+        }
+    });
+    worker.start()?;
+    for ms in [10, 20, 5, 15, 10] {
+        jobs.put(ms)?;
+    }
+    let t = Instant::now();
+    let all = jobs.join_timeout(Duration::from_secs(10))?;
+    println!("   join() returned {all} after {:?}; tasks done by the worker: {}", t.elapsed(), done.load());
+    worker.join()?;
+    match jobs.task_done() {
+        Err(e) => println!("   one task_done() too many: {e}"),
+        Ok(()) => println!("   unexpected: task_done accepted"),
+    }
+
+    section("Queue::close: puts fail at once, gets drain what is left, a blocked get wakes");
+    let q = Queue::<u32>::new()?;
+    let blocked = Process::new({
+        let q = q.clone();
+        // Waits on an empty queue until the parent closes it.
+        move || shmproc::exit(matches!(q.get_timeout(Duration::from_secs(10)), Err(Error::Closed)) as i32)
+    });
+    blocked.start()?;
+    std::thread::sleep(Duration::from_millis(20));
+    q.close();
+    blocked.join()?;
+    println!("   a consumer blocked in get() woke with Closed: {}", blocked.exitcode() == Some(1));
+    let q = Queue::<u32>::new()?;
+    q.put(1)?;
+    q.put(2)?;
+    q.close();
+    match q.try_put(3) {
+        Err(e) => {
+            let why = e.to_string();
+            println!("   put after close: {why} (and the value comes back: {})", e.into_value());
+        }
+        Ok(()) => println!("   unexpected: put after close"),
+    }
+    println!("   gets after close: {:?}, {:?}, then {:?}", q.get()?, q.get()?, q.get().map_err(|e| e.to_string()));
+
+    section("Named queue: a child opens it by name");
+    let name = format!("shmproc-tour-queue-{}", std::process::id());
+    let q = Queue::<String>::create(&name, 64 * 1024, 0)?;
+    let child = Process::new({
+        let name = name.clone();
+        move || {
+            let q = Queue::<String>::open(&name).expect("open by name");
+            q.put(format!("hello from pid {} through {name:?}", std::process::id())).expect("put");
+        }
+    });
+    child.start()?;
+    println!("   got: {}", q.get_timeout(Duration::from_secs(10))?);
+    child.join()?;
+    q.unlink()?;
+
+    section("Queue: a producer killed with SIGKILL mid-stream does not wedge it");
+    let q = Queue::<(u8, u64)>::new()?;
+    let sent_by_victim = RawValue::new(0u64)?;
+    let victim = Process::new({
+        let (q, sent) = (q.clone(), sent_by_victim.clone());
+        move || {
+            for i in 0.. {
+                q.put((0, i)).expect("put");
+                sent.store(i + 1);
+            }
+        }
+    });
+    let survivor = Process::new({
+        let q = q.clone();
+        move || {
+            for i in 0..ITEMS {
+                q.put((1, i)).expect("put");
+                if i % 1000 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            q.put((2, 0)).expect("put"); // done
+        }
+    });
+    victim.start()?;
+    survivor.start()?;
+    let (mut from_victim, mut from_survivor, mut in_order, mut killed) = (0u64, 0u64, true, false);
+    loop {
+        match q.get_timeout(Duration::from_secs(10))? {
+            (0, _) => from_victim += 1,
+            (1, i) => {
+                in_order &= i == from_survivor;
+                from_survivor += 1;
+            }
+            _ => break,
+        }
+        if !killed && from_victim >= 1000 {
+            victim.kill()?; // wherever it is: quite likely inside put()
+            killed = true;
+        }
+    }
+    victim.join()?;
+    survivor.join()?;
+    while let Ok((0, _)) = q.try_get() {
+        from_victim += 1;
+    }
+    println!(
+        "   victim (exitcode {:?}): {} puts completed by its own count, {from_victim} received",
+        victim.exitcode(),
+        sent_by_victim.load()
+    );
+    println!("   (a put cut short by the kill is lost or delivered whole, never half)");
+    println!("   survivor: {from_survivor} of {ITEMS} received, in order: {in_order}");
+    q.put((3, 0))?;
+    println!("   the queue still works: {:?} put and got back", q.get_timeout(Duration::from_secs(1))?);
+    Ok(())
+}
+
+fn pipes() -> Res {
+    section("Pipe: ping-pong between two processes");
+    let (here, there) = Pipe::new::<u64>(true)?;
+    let echo = Process::new(move || {
+        loop {
+            match there.recv() {
+                Ok(n) => there.send(&(n + 1)).expect("send"),
+                Err(Error::Eof) => shmproc::exit(0), // the parent closed its end
+                Err(_) => shmproc::exit(1),
+            }
+        }
+    });
+    echo.start()?;
+    let rounds = 5_000u64;
+    let t = Instant::now();
+    let mut n = 0;
+    for _ in 0..rounds {
+        here.send(&n)?;
+        n = here.recv_timeout(Duration::from_secs(10))?;
+    }
+    let took = t.elapsed();
+    println!("   {rounds} round trips, counter now {n}: {:?} per round trip", took / rounds as u32);
+    here.close();
+    echo.join()?;
+    println!("   we closed our end: the echo process saw EOF and exited with {:?}", echo.exitcode());
+
+    section("Pipe: EOF when the writer dies");
+    let (reader, writer) = Pipe::new::<String>(false)?;
+    let doomed = Process::new(move || {
+        writer.send(&"last words".to_string()).expect("send");
+        std::thread::sleep(Duration::from_secs(60)); // killed here
+    });
+    doomed.start()?;
+    println!("   received: {:?}", reader.recv_timeout(Duration::from_secs(10))?);
+    doomed.kill()?;
+    doomed.join()?;
+    let t = Instant::now();
+    match reader.recv_timeout(Duration::from_secs(10)) {
+        Err(Error::Eof) => println!("   writer killed: the next recv() is EOF after {:?}, not a hang", t.elapsed()),
+        other => println!("   unexpected: {other:?}"),
+    }
+
+    section("wait(): whichever of several connections is ready first");
+    let mut readers = Vec::new();
+    let mut senders = Vec::new();
+    for (i, ms) in [(0u32, 60u64), (1, 20), (2, 40)] {
+        let (r, w) = Pipe::new::<u32>(false)?;
+        let p = Process::new(move || {
+            std::thread::sleep(Duration::from_millis(ms));
+            w.send(&i).expect("send");
+        });
+        p.start()?;
+        readers.push(r);
+        senders.push(p);
+    }
+    let mut pending: Vec<usize> = (0..readers.len()).collect();
+    let mut order = Vec::new();
+    while !pending.is_empty() {
+        let objects: Vec<&dyn Waitable> = pending.iter().map(|&i| &readers[i] as &dyn Waitable).collect();
+        let ready = wait(&objects, Some(Duration::from_secs(10)));
+        if ready.is_empty() {
+            println!("   unexpected: nothing ready within 10 s");
+            break;
+        }
+        for &k in ready.iter().rev() {
+            let i = pending.remove(k);
+            order.push(readers[i].recv_timeout(Duration::from_secs(1))?);
+        }
+    }
+    for p in &senders {
+        p.join()?;
+    }
+    println!("   senders sleeping 60, 20 and 40 ms; messages arrived in the order {order:?}");
+    Ok(())
+}
+
 fn main() -> Res {
     println!("shmproc tour: Python's multiprocessing, in shared memory (pid {})", std::process::id());
     processes()?;
     values_and_arrays()?;
     robust_locks()?;
     synchronisation()?;
+    queues()?;
+    pipes()?;
     named_objects()?;
     println!("\ntour complete");
     Ok(())

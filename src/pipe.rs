@@ -35,8 +35,9 @@ const MAX_SLICE: Duration = Duration::from_millis(20);
 ///
 /// let (parent, child_end) = Pipe::new::<String>(true)?;
 /// let p = Process::new(move || {
-///     let got = child_end.recv().unwrap();
-///     child_end.send(&format!("{got} pong")).unwrap();
+///     // The closure returns (), so it cannot `?`: an error ends the child with exit code 1.
+///     let got = child_end.recv().expect("recv");
+///     child_end.send(&format!("{got} pong")).expect("send");
 /// });
 /// p.start()?;
 /// parent.send(&"ping".to_string())?;

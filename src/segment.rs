@@ -348,8 +348,9 @@ impl Segment {
 /// # Example
 /// ```
 /// // Remove leftovers of earlier runs that crashed before unlinking their names.
-/// let removed = shmproc::sweep("myapp-").unwrap();
+/// let removed = shmproc::sweep("myapp-")?;
 /// println!("removed {removed:?}");
+/// # Ok::<(), shmproc::Error>(())
 /// ```
 pub fn sweep(prefix: &str) -> Result<Vec<String>> {
     let names = fd::list_shm(prefix).map_err(|e| Error::Os { op: "read_dir /dev/shm", source: e })?;

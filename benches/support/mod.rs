@@ -495,7 +495,8 @@ impl RawLock for FutexLock {
 }
 
 /// The peer: glibc's robust, process-shared, error-checking `pthread_mutex_t` (what shmproc's
-/// Mutex is built on). A holder's death is reported as EOWNERDEAD, which `lock` repairs.
+/// Mutex was built on before its own owner-TID futex word; now the peer it is measured against).
+/// A holder's death is reported as EOWNERDEAD, which `lock` repairs.
 pub struct RobustMutex {
     m: std::cell::UnsafeCell<libc::pthread_mutex_t>,
 }

@@ -179,7 +179,8 @@ impl Process {
     /// # Errors
     /// [`Error::ProcessState`] when started twice ("cannot start a process twice"), when called in
     /// another process than the one that created it, after `close`, or in a daemon ("daemonic
-    /// processes are not allowed to have children"); [`Error::Os`] if fork fails.
+    /// processes are not allowed to have children"); [`Error::Os`] if fork fails, or if
+    /// `pidfd_open` fails after it (the child is then killed with SIGKILL and reaped first).
     pub fn start(&self) -> Result<()> {
         if self.inner.creator_pid != sys::proc::getpid() {
             return Err(self.state_error("can only start a process object created by current process"));
@@ -213,7 +214,15 @@ impl Process {
         })
         .map_err(|e| Error::os("fork", e))?;
         // The child cannot be reaped before we do, so its pid cannot be reused before this.
-        let pidfd = sys::proc::pidfd_open(pid).map_err(|e| Error::os("pidfd_open", e))?;
+        let pidfd = match sys::proc::pidfd_open(pid) {
+            Ok(fd) => fd,
+            Err(e) => {
+                // Without a pidfd nobody could join, signal or reap the child: it would run
+                // unreaped for ever. Kill it and reap it before reporting the error.
+                kill_and_reap(pid);
+                return Err(Error::os("pidfd_open", e));
+            }
+        };
         *state = State::Started { pid, pidfd, exitcode: None };
         drop(state);
         registry::register(self.clone());
@@ -359,6 +368,30 @@ impl Process {
 
 mod nix_signal {
     pub(crate) use nix::sys::signal::Signal;
+}
+
+/// Kills a child we could not take charge of and reaps it, waiting at most about 5 s (SIGKILL
+/// ends a process within microseconds unless it is stuck in the kernel; after that its zombie is
+/// left behind rather than hanging the caller). Its pid cannot be recycled meanwhile: it is our
+/// unreaped child.
+fn kill_and_reap(pid: i32) {
+    if sys::proc::send_signal(pid, nix_signal::Signal::SIGKILL).is_err() {
+        // ESRCH cannot happen for an unreaped child; anything else: it is gone already.
+        let _ = sys::proc::try_reap(pid);
+        return;
+    }
+    let mut nap = Duration::from_micros(100);
+    let mut waited = Duration::ZERO;
+    while waited < Duration::from_secs(5) {
+        match sys::proc::try_reap(pid) {
+            Ok(None) => {}
+            // Reaped, or not ours to reap any more (ECHILD, e.g. SIGCHLD ignored).
+            Ok(Some(_)) | Err(_) => return,
+        }
+        std::thread::sleep(nap);
+        waited += nap;
+        nap = (nap * 2).min(Duration::from_millis(50));
+    }
 }
 
 /// The live children of this process; finished ones are reaped on the way (Python's

@@ -49,7 +49,14 @@ const_assert_eq!(std::mem::size_of::<CellMeta>(), 16);
 const_assert_eq!(std::mem::offset_of!(CellMeta, stamp), 0);
 const_assert_eq!(std::mem::offset_of!(CellMeta, len), 8);
 const_assert_eq!(std::mem::size_of::<ring::Pos>(), 16);
+const_assert_eq!(std::mem::offset_of!(ring::Pos, pos), 0);
+const_assert_eq!(std::mem::offset_of!(ring::Pos, count), 8);
 const_assert_eq!(std::mem::size_of::<ring::Conf>(), 32);
+const_assert_eq!(std::mem::offset_of!(ring::Conf, cells), 0);
+const_assert_eq!(std::mem::offset_of!(ring::Conf, slots), 8);
+const_assert_eq!(std::mem::offset_of!(ring::Conf, maxsize), 16);
+const_assert_eq!(std::mem::offset_of!(ring::Conf, closed), 24);
+const_assert_eq!(std::mem::offset_of!(ring::Conf, _reserved), 28);
 
 // SAFETY: repr(C), atomics only, no pointers; layout asserted above.
 unsafe impl ShmSafe for RingHeader {}

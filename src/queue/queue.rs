@@ -31,6 +31,7 @@ pub(crate) struct QueueHeader {
 }
 
 const_assert_eq!(std::mem::size_of::<Line<QueueHeader>>(), CACHE_LINE);
+const_assert_eq!(std::mem::size_of::<QueueHeader>(), 16);
 const_assert_eq!(std::mem::offset_of!(QueueHeader, unfinished), 0);
 const_assert_eq!(std::mem::offset_of!(QueueHeader, all_done), 8);
 
@@ -116,7 +117,8 @@ impl Core {
 /// let q = Queue::<String>::new()?;
 /// let child = Process::new({
 ///     let q = q.clone();
-///     move || q.put("hello".to_string()).unwrap()
+///     // The closure returns (), so it cannot `?`: a failed put ends the child with exit code 1.
+///     move || q.put("hello".to_string()).expect("put")
 /// });
 /// child.start()?;
 /// assert_eq!(q.get()?, "hello");

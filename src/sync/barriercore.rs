@@ -98,6 +98,22 @@ pub(crate) struct BarrierCore {
     _reserved: AtomicU32,
 }
 
+// The shared layout, checked at compile time (not under loom, whose atomics are bigger).
+#[cfg(not(loom))]
+mod layout_asserts {
+    use static_assertions::const_assert_eq;
+    use std::mem::{align_of, offset_of, size_of};
+
+    use super::BarrierCore;
+
+    const_assert_eq!(size_of::<BarrierCore>(), 24);
+    const_assert_eq!(align_of::<BarrierCore>(), 8);
+    const_assert_eq!(offset_of!(BarrierCore, state), 0);
+    const_assert_eq!(offset_of!(BarrierCore, ec), 8);
+    const_assert_eq!(offset_of!(BarrierCore, parties), 16);
+    const_assert_eq!(offset_of!(BarrierCore, _reserved), 20);
+}
+
 impl BarrierCore {
     /// A barrier for `parties` (at least 1).
     pub(crate) fn new(parties: u32) -> BarrierCore {

@@ -26,6 +26,15 @@
 //! so exactly min(n, waiting) waiters return notified; the others sleep again. A waiter that
 //! times out takes an available token if it may (it was notified) so no token is stranded.
 //!
+//! **Cost of a notify: every sleeper wakes.** The futex cannot choose *which* sleepers to wake,
+//! and a sleeper registered after the notify (one that may not take its token) could be woken
+//! instead of an eligible one, stranding the token. So `notify(n)` issues `k = min(n, waiting)`
+//! tokens but wakes *all* sleepers (FUTEX_WAKE with `u32::MAX`): each of them returns from the
+//! futex, re-takes the caller's lock, and all but `k` find no token and go back to sleep. Even
+//! `notify_one` therefore costs one wake-up and one lock round trip per waiting process (a
+//! thundering herd), though exactly `k` return notified. Fine for the few waiters Python-style
+//! code has; with many waiters, prefer a `Semaphore` or a queue, which wake only whom they need.
+//!
 //! This file is also compiled by `tests/loom.rs` over loom's atomics: it may only use what
 //! `super::shim` provides.
 
@@ -40,6 +49,21 @@ pub(crate) struct CondCore {
     seq: AtomicU32,
     _reserved: AtomicU32,
     counts: AtomicU64,
+}
+
+// The shared layout, checked at compile time (not under loom, whose atomics are bigger).
+#[cfg(not(loom))]
+mod layout_asserts {
+    use static_assertions::const_assert_eq;
+    use std::mem::{align_of, offset_of, size_of};
+
+    use super::CondCore;
+
+    const_assert_eq!(size_of::<CondCore>(), 16);
+    const_assert_eq!(align_of::<CondCore>(), 8);
+    const_assert_eq!(offset_of!(CondCore, seq), 0);
+    const_assert_eq!(offset_of!(CondCore, _reserved), 4);
+    const_assert_eq!(offset_of!(CondCore, counts), 8);
 }
 
 fn waiting(c: u64) -> u32 {
@@ -67,8 +91,9 @@ impl CondCore {
         tokens(self.counts.load(Ordering::Relaxed))
     }
 
-    /// Wakes up to `n` waiters; returns how many will return notified. The caller holds the lock.
-    /// No syscall when nobody waits.
+    /// Lets up to `n` waiters return notified; returns how many will. The caller holds the lock.
+    /// No syscall when nobody waits; otherwise wakes *every* sleeper, and those beyond `n` re-take
+    /// the lock only to sleep again (see the module doc).
     #[inline]
     pub(crate) fn notify(&self, n: u32) -> u32 {
         let c = self.counts.load(Ordering::SeqCst);

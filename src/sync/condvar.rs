@@ -6,8 +6,9 @@
 //! `min(n, waiting)` waiters and makes no syscall when nobody waits.
 //!
 //! A waiter sleeps in slices of [`DEATH_POLL`]: if the lock's holder dies while it waits (the
-//! kernel marks the robust lock word OWNER_DIED, or the lock becomes poisoned), the waiter stops
-//! waiting, re-takes the lock and returns the poison error instead of hanging.
+//! lock word still names a thread that `/proc` says is gone, or the lock becomes poisoned), the
+//! waiter stops waiting, re-takes the lock (taking it over from the dead owner) and returns the
+//! poison error instead of hanging.
 
 use std::cell::Cell;
 use std::sync::Arc;

@@ -25,7 +25,9 @@ struct EventShared {
 }
 
 const_assert_eq!(std::mem::size_of::<EventShared>(), 16);
+const_assert_eq!(std::mem::align_of::<EventShared>(), 4);
 const_assert_eq!(std::mem::offset_of!(EventShared, flag), 0);
+const_assert_eq!(std::mem::offset_of!(EventShared, _reserved), 4);
 const_assert_eq!(std::mem::offset_of!(EventShared, ec), 8);
 
 // SAFETY: repr(C) of atomics only, no pointers; layout asserted above.

@@ -1,9 +1,12 @@
 //! `ReentrantMutex<T>` and `RLock`: a lock its owner may take again, that survives the death of
 //! its holder.
 //!
-//! The lock word is glibc's robust, process-shared, *recursive* mutex: glibc counts the
-//! re-entries of the owning thread, an unlock by anyone else is EPERM (Python raises), and owner
-//! death is reported exactly as for [`Mutex`](crate::Mutex).
+//! The lock word is the same futex word holding the owner's thread id as
+//! [`Mutex`](crate::Mutex)'s, marked reentrant: the owning thread's re-entries are counted
+//! beside it, a release by any other thread is [`Error::NotOwner`](crate::Error::NotOwner)
+//! (Python raises), and owner death is detected and reported exactly as for
+//! [`Mutex`](crate::Mutex) (a waiter notices within 10–200 ms and gets
+//! [`LockError::Poisoned`](crate::LockError::Poisoned)).
 
 use std::ops::Deref;
 use std::time::Duration;

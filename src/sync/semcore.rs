@@ -34,6 +34,22 @@ pub(crate) struct SemCore {
     _reserved: AtomicU32,
 }
 
+// The shared layout, checked at compile time (not under loom, whose atomics are bigger).
+#[cfg(not(loom))]
+mod layout_asserts {
+    use static_assertions::const_assert_eq;
+    use std::mem::{align_of, offset_of, size_of};
+
+    use super::SemCore;
+
+    const_assert_eq!(size_of::<SemCore>(), 16);
+    const_assert_eq!(align_of::<SemCore>(), 4);
+    const_assert_eq!(offset_of!(SemCore, count), 0);
+    const_assert_eq!(offset_of!(SemCore, waiters), 4);
+    const_assert_eq!(offset_of!(SemCore, max), 8);
+    const_assert_eq!(offset_of!(SemCore, _reserved), 12);
+}
+
 /// A release that would lift the count above its maximum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Overflow;
