@@ -121,8 +121,8 @@ impl WaitTimeoutResult {
 /// let child = Process::new({
 ///     let cond = cond.clone();
 ///     move || {
-///         let guard = cond.lock().lock().unwrap();
-///         let guard = cond.wait_while(guard, |v| **v == 0).unwrap();
+///         let guard = cond.lock().lock().expect("lock");
+///         let guard = cond.wait_while(guard, |v| **v == 0).expect("wait");
 ///         assert_eq!(*guard, 42);
 ///     }
 /// });
@@ -358,7 +358,9 @@ impl<L: ConditionLock> Condition<L> {
         }
     }
 
-    /// Wakes up to `n` waiters (exactly `min(n, waiting)`). No syscall when nobody waits.
+    /// Wakes up to `n` waiters (exactly `min(n, waiting)` return notified). No syscall when
+    /// nobody waits. Every sleeper is woken to look (a futex cannot pick which ones); those not
+    /// chosen go back to sleep, so with many waiters `notify(1)` costs one wake-up each.
     ///
     /// # Errors
     /// [`Error::LockNotHeld`] when the calling thread does not hold the lock (Python's "lock is

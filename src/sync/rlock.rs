@@ -3,10 +3,10 @@
 //!
 //! The lock word is the same futex word holding the owner's thread id as
 //! [`Mutex`](crate::Mutex)'s, marked reentrant: the owning thread's re-entries are counted
-//! beside it, a release by any other thread is [`Error::NotOwner`](crate::Error::NotOwner)
+//! beside it, a release by any other thread is [`Error::NotOwner`](crate::Error::NotOwner)(crate::Error::NotOwner)
 //! (Python raises), and owner death is detected and reported exactly as for
 //! [`Mutex`](crate::Mutex) (a waiter notices within 10–200 ms and gets
-//! [`LockError::Poisoned`](crate::LockError::Poisoned)).
+//! [`LockError::Poisoned`](crate::LockError::Poisoned)(crate::LockError::Poisoned)).
 
 use std::ops::Deref;
 use std::time::Duration;
@@ -116,7 +116,7 @@ impl<T: Pod> ReentrantMutex<T> {
     /// Attaches to a named reentrant mutex.
     ///
     /// # Errors
-    /// As [`Mutex::open`]; a plain `Mutex` of that name is [`Error::WrongKind`].
+    /// As [`Mutex::open`]; a plain `Mutex` of that name is [`Error::WrongKind`](crate::Error::WrongKind).
     pub fn open(name: &str) -> Result<Self> {
         Ok(ReentrantMutex { inner: Mutex::open_kind(name, Kind::RLock, segment::DEFAULT_OPEN_TIMEOUT)? })
     }
@@ -126,8 +126,8 @@ impl<T> ReentrantMutex<T> {
     /// Blocks until the lock is acquired (at once if this thread owns it).
     ///
     /// # Errors
-    /// [`LockError::Poisoned`] (with the guard) after a holder died or panicked;
-    /// [`LockError::TooManyRecursions`] when the recursion counter is full.
+    /// [`LockError::Poisoned`](crate::LockError::Poisoned) (with the guard) after a holder died or panicked;
+    /// [`LockError::TooManyRecursions`](crate::LockError::TooManyRecursions) when the recursion counter is full.
     pub fn lock(&self) -> LockResult<ReentrantMutexGuard<'_, T>> {
         wrap(self.inner.lock())
     }
@@ -135,7 +135,7 @@ impl<T> ReentrantMutex<T> {
     /// Acquires the lock if it is free or owned by this thread.
     ///
     /// # Errors
-    /// [`LockError::WouldBlock`] when another thread holds it, plus those of [`lock`](Self::lock).
+    /// [`LockError::WouldBlock`](crate::LockError::WouldBlock) when another thread holds it, plus those of [`lock`](Self::lock).
     pub fn try_lock(&self) -> LockResult<ReentrantMutexGuard<'_, T>> {
         wrap(self.inner.try_lock())
     }
@@ -143,7 +143,7 @@ impl<T> ReentrantMutex<T> {
     /// Blocks until the lock is acquired or `timeout` passes.
     ///
     /// # Errors
-    /// [`LockError::WouldBlock`] on timeout, plus those of [`lock`](Self::lock).
+    /// [`LockError::WouldBlock`](crate::LockError::WouldBlock) on timeout, plus those of [`lock`](Self::lock).
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<ReentrantMutexGuard<'_, T>> {
         wrap(self.inner.lock_timeout(timeout))
     }
@@ -159,8 +159,10 @@ impl<T> ReentrantMutex<T> {
     /// Python's `release()`: drops one level taken with [`acquire`](Self::acquire).
     ///
     /// # Errors
-    /// [`Error::NotOwner`] when another thread or process holds it, [`Error::NotLocked`] when
-    /// nobody does (Python's "attempt to release recursive lock not owned by thread").
+    /// [`Error::NotOwner`](crate::Error::NotOwner) when another thread or process holds it,
+    /// [`Error::NotLocked`](crate::Error::NotLocked) when nobody does (Python's "attempt to release
+    /// recursive lock not owned by thread"), [`Error::HeldByGuard`](crate::Error::HeldByGuard) for
+    /// a level held through a guard.
     pub fn release(&self) -> Result<()> {
         self.inner.release()
     }
@@ -198,7 +200,7 @@ impl<T> ReentrantMutex<T> {
     /// Removes the name; attached handles keep working.
     ///
     /// # Errors
-    /// [`Error::NotFound`] if it was already unlinked.
+    /// [`Error::NotFound`](crate::Error::NotFound) if it was already unlinked.
     pub fn unlink(&self) -> Result<()> {
         self.inner.unlink()
     }
