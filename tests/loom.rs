@@ -18,7 +18,7 @@ use loom::thread;
 // `super` is this file, which provides both.
 #[allow(dead_code)]
 mod shim {
-    pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
     /// `None`: wait for ever; `Some(())`: the deadline has already passed.
     pub(crate) type Deadline = Option<()>;

@@ -11,7 +11,7 @@
 #![allow(dead_code, unsafe_code)]
 
 mod shim {
-    pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
     /// In the model a deadline is only "some" (passes after one wait) or "none".
     pub(crate) type Deadline = Option<()>;

@@ -98,11 +98,8 @@ impl Drop for Spinner {
         if self.n == 0 {
             return; // never had to wait
         }
-        let next = if self.exhausted {
-            (self.budget / 2).max(MIN_SPIN_NANOS)
-        } else {
-            (self.budget * 2).min(MAX_SPIN_NANOS)
-        };
+        let next =
+            if self.exhausted { (self.budget / 2).max(MIN_SPIN_NANOS) } else { (self.budget * 2).min(MAX_SPIN_NANOS) };
         SPIN_BUDGET.set(next);
     }
 }

@@ -6,17 +6,19 @@
 //! ```text
 //! waiter                                      notifier
 //! key = seq                       (SeqCst)    publish the change (e.g. store the flag)
-//! if !SLEEPERS: CAS key -> key|SLEEPERS       old = seq; seq = (old + 2) & !SLEEPERS  (SeqCst CAS)
-//!   (failed: seq moved, start over)           if old & SLEEPERS: FUTEX_WAKE(all)
-//! if condition holds: done
+//! if !SLEEPERS: CAS key -> key|SLEEPERS       fence(SeqCst); if !(seq & SLEEPERS): done, no RMW
+//!   (failed: seq moved, start over)           old = seq; seq = (old + 2) & !SLEEPERS  (SeqCst CAS)
+//! if condition holds: done                    if old & SLEEPERS: FUTEX_WAKE(all)
 //! FUTEX_WAIT(seq, key|SLEEPERS, deadline)
 //! re-check; sleep again from the top
 //! ```
 //!
-//! Either the notifier's update comes after the waiter's announcement in seq's modification
-//! order (it sees SLEEPERS and wakes everyone asleep; a waiter not yet asleep finds seq changed
-//! and does not sleep), or before it (the waiter's CAS reads the notifier's value, so it
-//! synchronises with it and its condition check sees the published change). The notifier clears
+//! The waiter's announcing CAS and the notifier's fence are ordered in the single SeqCst order:
+//! if the fence comes first, the waiter's condition check (after its CAS) sees the published
+//! change; if the CAS comes first, the notifier's load after its fence sees SLEEPERS and wakes
+//! everyone asleep (a waiter not yet asleep finds seq changed and does not sleep). With no
+//! sleeper a notification is a fence and a load of a line nobody writes: no cache-line ping-pong
+//! between a producer and a consumer that both notify, and no syscall. The notifier clears
 //! SLEEPERS in the same atomic step, so further notifications make no syscall until some waiter
 //! announces again: a burst of puts into a queue whose consumer was just woken costs one
 //! FUTEX_WAKE, not one per put. Every notification wakes all sleepers (they re-check and go back
@@ -25,7 +27,7 @@
 //! This file is also compiled by `tests/loom.rs` and `tests/loom_ring.rs` over loom's atomics: it
 //! may only use what `super::shim` provides.
 
-use super::shim::{AtomicU32, Deadline, Ordering, deadline_passed, futex_wait, futex_wake};
+use super::shim::{AtomicU32, Deadline, Ordering, deadline_passed, fence, futex_wait, futex_wake};
 
 /// Bit 0 of `seq`: someone may sleep on its current value.
 const SLEEPERS: u32 = 1;
@@ -92,6 +94,10 @@ impl EventCount {
     /// when nobody announced a sleep since the last notification.
     #[inline]
     pub(crate) fn notify_all(&self) {
+        fence(Ordering::SeqCst);
+        if self.seq.load(Ordering::Relaxed) & SLEEPERS == 0 {
+            return;
+        }
         let mut old = self.seq.load(Ordering::SeqCst);
         loop {
             let new = old.wrapping_add(STEP) & !SLEEPERS;

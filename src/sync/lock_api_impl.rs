@@ -64,8 +64,8 @@ impl RawRobustMutex {
 
 // SAFETY: `lock`/`try_lock` return a guard only after acquiring the robust mutex for the calling
 // thread, which excludes every other thread and process until `unlock`; `unlock` releases it and
-// may only be called by the holder (the trait's contract). The guard is not Send: glibc mutexes
-// must be released by the thread that took them.
+// may only be called by the holder (the trait's contract). The guard is not Send: the lock word
+// records the owning thread's id, so it must be released by the thread that took it.
 unsafe impl lock_api::RawMutex for RawRobustMutex {
     #[allow(clippy::declare_interior_mutable_const)]
     const INIT: RawRobustMutex = RawRobustMutex { lock: RawLock::new(false) };

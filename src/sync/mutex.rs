@@ -597,8 +597,9 @@ impl<T> Mutex<T> {
     #[inline(always)]
     pub(crate) fn raw(&self) -> &RawLock {
         // SAFETY: `lock` points at the start of the payload of `seg`, which `self` keeps mapped,
-        // where a RawLock was initialised before the segment was published; it is only accessed
-        // through glibc and atomics, so a shared reference is sound.
+        // where a RawLock was initialised before the segment was published; it is made only of
+        // atomics, so a shared reference is sound while other processes use it. (The pointer is
+        // cached so the hot path reads no header; `Segment::payload_ref` is the checked form.)
         unsafe { &*self.lock }
     }
 

@@ -3,7 +3,7 @@
 //! `tests/loom.rs` includes the same protocol files over a shim of loom atomics, so the code that
 //! ships is the code that is model-checked.
 
-pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 pub(crate) use crate::sys::clock::Deadline;
 
