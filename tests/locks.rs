@@ -6,34 +6,12 @@ use std::ops::Deref;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::{JOIN, finish, run, start};
 use shmproc::{
     Array, Error, Lock, LockError, LockResult, Mutex, Process, RLock, RawArray, RawValue, ReentrantMutex, Value,
 };
 
 const WATCHDOG: Duration = Duration::from_secs(60);
-const JOIN: Duration = Duration::from_secs(30);
-
-/// Joins `p` within [`JOIN`] (killing it if it does not end) and returns its exit code.
-fn finish(p: &Process) -> i32 {
-    if !p.join_timeout(JOIN).expect("join_timeout") {
-        let _ = p.kill();
-        let _ = p.join_timeout(JOIN);
-        panic!("child {} did not end within {JOIN:?}", p.name());
-    }
-    p.exitcode().expect("a joined child has an exit code")
-}
-
-fn run(f: impl FnOnce() + Send + 'static) -> i32 {
-    let p = Process::new(f);
-    p.start().expect("start");
-    finish(&p)
-}
-
-fn start(f: impl FnOnce() + Send + 'static) -> Process {
-    let p = Process::new(f);
-    p.start().expect("start");
-    p
-}
 
 /// Waits (bounded) until `flag` holds `value`.
 fn await_flag(flag: &RawValue<u32>, value: u32, what: &str) {

@@ -6,28 +6,17 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Watchdog, fork_lock, park_forever, unique_name};
-use shmproc::{Error, Pipe, Process, Queue, Waitable, wait};
+use common::{Watchdog, fork_lock, join_ok, park_forever, start, unique_name};
+use shmproc::{Error, Pipe, Queue, Waitable, wait};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn spawn(f: impl FnOnce() + Send + 'static) -> Process {
-    let p = Process::new(f);
-    p.start().expect("fork");
-    p
-}
-
-fn join_ok(p: &Process) {
-    assert!(p.join_timeout(LIMIT).expect("join"), "child did not finish");
-    assert_eq!(p.exitcode(), Some(0), "child failed");
-}
 
 #[test]
 fn duplex_ping_pong_across_processes() {
     let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
     let (a, b) = Pipe::new::<(u32, String)>(true).unwrap();
-    let p = spawn(move || {
+    let p = start(move || {
         for _ in 0..1000 {
             let (n, s) = b.recv().unwrap();
             b.send(&(n + 1, s + "!")).unwrap();
@@ -131,7 +120,7 @@ fn eof_wakes_a_blocked_recv_when_the_peer_closes_in_another_process() {
     let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
     let (a, b) = Pipe::new::<u32>(true).unwrap();
-    let p = spawn(move || {
+    let p = start(move || {
         b.send(&7).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         b.close();
@@ -146,7 +135,7 @@ fn eof_when_the_peer_dies() {
     let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
     let (a, b) = Pipe::new::<u32>(true).unwrap();
-    let p = spawn(move || {
+    let p = start(move || {
         b.send(&1).unwrap();
         park_forever();
     });
@@ -163,7 +152,7 @@ fn send_to_a_dead_reader_fails_instead_of_hanging() {
     let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
     let (a, b) = Pipe::with_capacity::<()>(true, 256).unwrap();
-    let p = spawn(move || {
+    let p = start(move || {
         b.send_bytes(b"hi").unwrap();
         park_forever();
     });
@@ -186,7 +175,7 @@ fn messages_up_to_1_mib() {
     let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
     let (a, b) = Pipe::new::<()>(true).unwrap();
-    let p = spawn(move || {
+    let p = start(move || {
         for n in [0usize, 1, 100, 4096, 100_000, 1 << 20] {
             let m = b.recv_bytes().unwrap();
             assert_eq!(m.len(), n);
@@ -220,7 +209,7 @@ fn wait_returns_the_ready_ones() {
     // Blocked wait woken by a child writing to the first and then the last object.
     assert_eq!(a2.recv().unwrap(), 1);
     assert_eq!(q.get().unwrap(), 5);
-    let p = spawn(move || {
+    let p = start(move || {
         std::thread::sleep(Duration::from_millis(30));
         b1.send(&2).unwrap();
     });
@@ -239,7 +228,7 @@ fn named_pipe_between_processes() {
     let name = unique_name("pipe");
     let (a, _b) = Pipe::create::<String>(&name, true, 4096).unwrap();
     assert!(matches!(Pipe::open::<u32>(&name), Err(Error::WrongType { .. })));
-    let p = spawn({
+    let p = start({
         let name = name.clone();
         move || {
             let (_a, b) = Pipe::open::<String>(&name).unwrap();

@@ -6,28 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::{JOIN, finish, run};
 use shmproc::{Error, Process, RawArray, RawValue, SharedMemory};
 
-/// Generous bound for a child that should end promptly (the watchdog is the hard limit).
-const JOIN: Duration = Duration::from_secs(30);
 const WATCHDOG: Duration = Duration::from_secs(60);
-
-/// Joins `p` within [`JOIN`] (killing it if it does not end) and returns its exit code.
-fn finish(p: &Process) -> i32 {
-    if !p.join_timeout(JOIN).expect("join_timeout") {
-        let _ = p.kill();
-        let _ = p.join_timeout(JOIN);
-        panic!("child {} did not end within {JOIN:?}", p.name());
-    }
-    p.exitcode().expect("a joined child has an exit code")
-}
-
-/// Starts `f` in a child and returns its exit code.
-fn run(f: impl FnOnce() + Send + 'static) -> i32 {
-    let p = Process::new(f);
-    p.start().expect("start");
-    finish(&p)
-}
 
 /// A child that parks until killed; the caller must kill and join it.
 fn parked() -> Process {

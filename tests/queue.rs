@@ -8,23 +8,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{Watchdog, fork_lock, unique_name};
+use common::{Watchdog, fork_lock, join_ok, start, unique_name};
 use shmproc::{Error, JoinableQueue, Process, Queue, SimpleQueue};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// Starts a child running `f`; it exits 0 unless `f` panics (then 1).
-fn spawn(f: impl FnOnce() + Send + 'static) -> Process {
-    let p = Process::new(f);
-    p.start().expect("fork");
-    p
-}
-
-/// Joins `p` (bounded) and asserts it exited 0.
-fn join_ok(p: &Process) {
-    assert!(p.join_timeout(LIMIT).expect("join"), "child did not finish");
-    assert_eq!(p.exitcode(), Some(0), "child failed");
-}
 
 #[test]
 fn fifo_order_in_one_process() {
@@ -45,7 +32,7 @@ fn fifo_order_across_processes() {
     let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
     let q = Queue::<(u32, String)>::with_capacity(4096, 0).unwrap();
-    let p = spawn({
+    let p = start({
         let q = q.clone();
         move || {
             for i in 0..20_000u32 {
@@ -122,7 +109,7 @@ fn blocked_put_resumes_when_a_child_gets() {
     let q = Queue::<u32>::with_capacity(256, 2).unwrap();
     q.put(0).unwrap();
     q.put(1).unwrap();
-    let p = spawn({
+    let p = start({
         let q = q.clone();
         move || {
             std::thread::sleep(Duration::from_millis(50));
@@ -174,7 +161,7 @@ fn close_wakes_a_blocked_get_in_another_process() {
     let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
     let q = Queue::<u32>::new().unwrap();
-    let p = spawn({
+    let p = start({
         let q = q.clone();
         move || assert!(matches!(q.get(), Err(Error::Closed)))
     });
@@ -227,7 +214,7 @@ fn messages_from_0_bytes_to_1_mib_across_processes() {
     let sizes: Vec<usize> =
         [0, 1, 7, 8, 55, 56, 63, 64, 65, 127, 128, 1000, 4095, 4096, 65_536, 300_000, 1 << 20].to_vec();
     let q = Queue::<()>::with_capacity(2 << 20, 0).unwrap();
-    let p = spawn({
+    let p = start({
         let q = q.clone();
         let sizes = sizes.clone();
         move || {
@@ -256,7 +243,7 @@ fn wrap_around_with_variable_sizes() {
     // A small ring (16 cells) and messages of 0..300 bytes: wraps hundreds of times, messages
     // straddle the end of the ring.
     let q = Queue::<Vec<u8>>::with_capacity(1024, 0).unwrap();
-    let p = spawn({
+    let p = start({
         let q = q.clone();
         move || {
             for i in 0..5000usize {
@@ -285,7 +272,7 @@ fn many_producers_many_consumers_no_loss_no_duplicates() {
     let mut kids = Vec::new();
     for c in 0..CONSUMERS {
         let (q, results) = (q.clone(), results.clone());
-        kids.push(spawn(move || {
+        kids.push(start(move || {
             let mut got = Vec::new();
             loop {
                 match q.get_timeout(LIMIT) {
@@ -300,7 +287,7 @@ fn many_producers_many_consumers_no_loss_no_duplicates() {
     let mut producers = Vec::new();
     for p in 0..PRODUCERS {
         let q = q.clone();
-        producers.push(spawn(move || {
+        producers.push(start(move || {
             for s in 0..PER {
                 q.put((p, s)).unwrap();
             }
@@ -378,7 +365,7 @@ fn named_queue_from_a_child() {
     let _f = fork_lock();
     let name = unique_name("queue-child");
     let q = Queue::<String>::create(&name, 4096, 0).unwrap();
-    let p = spawn({
+    let p = start({
         let name = name.clone();
         move || {
             let q = Queue::<String>::open(&name).unwrap();
@@ -403,7 +390,7 @@ fn joinable_queue_join_and_task_done_across_processes() {
     }
     assert!(!q.try_join());
     assert!(!q.join_timeout(Duration::from_millis(20)).unwrap());
-    let p = spawn({
+    let p = start({
         let (q, done) = (q.clone(), done.clone());
         move || {
             for _ in 0..50 {
@@ -436,7 +423,7 @@ fn simple_queue_across_processes() {
     let _f = fork_lock();
     let q = SimpleQueue::<String>::new().unwrap();
     assert!(q.is_empty());
-    let p = spawn({
+    let p = start({
         let q = q.clone();
         move || {
             let s = q.get().unwrap();
@@ -457,7 +444,7 @@ fn queue_in_a_forked_child_of_a_child() {
     let _f = fork_lock();
     let q = Queue::<u32>::new().unwrap();
     q.put(0).unwrap();
-    let p = spawn({
+    let p = start({
         let q = q.clone();
         move || {
             // The child's registry slot is its own, not its parent's.

@@ -89,3 +89,33 @@ pub fn park_forever() -> ! {
         std::thread::sleep(Duration::from_secs(3600));
     }
 }
+
+/// Generous bound for a child that should end promptly (the watchdog is the hard limit).
+pub const JOIN: Duration = Duration::from_secs(30);
+
+/// Starts a child process running `f` (exit code 0 unless `f` panics or calls `shmproc::exit`).
+pub fn start(f: impl FnOnce() + Send + 'static) -> shmproc::Process {
+    let p = shmproc::Process::new(f);
+    p.start().expect("start");
+    p
+}
+
+/// Joins `p` within [`JOIN`] (killing it if it does not end) and returns its exit code.
+pub fn finish(p: &shmproc::Process) -> i32 {
+    if !p.join_timeout(JOIN).expect("join_timeout") {
+        let _ = p.kill();
+        let _ = p.join_timeout(JOIN);
+        panic!("child {} did not end within {JOIN:?}", p.name());
+    }
+    p.exitcode().expect("a joined child has an exit code")
+}
+
+/// Starts `f` in a child and returns its exit code.
+pub fn run(f: impl FnOnce() + Send + 'static) -> i32 {
+    finish(&start(f))
+}
+
+/// Joins `p` (bounded) and asserts it exited 0.
+pub fn join_ok(p: &shmproc::Process) {
+    assert_eq!(finish(p), 0, "child {} failed", p.name());
+}
