@@ -32,6 +32,18 @@ fn retry<T>(mut attempt: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Pushes `k` onto `q`, retrying (with the shared back-off) while it is full.
+fn push_until_accepted(q: &ArrayQueue<u64>, k: u64) {
+    let mut v = Some(k);
+    retry(|| match q.push(v.take().expect("value present")) {
+        Ok(()) => Some(()),
+        Err(back) => {
+            v = Some(back);
+            None
+        }
+    });
+}
+
 fn crossbeam_1p1c(iters: u64) -> Duration {
     let q = ArrayQueue::<u64>::new(CAP);
     let mut sum = 0u64;
@@ -39,14 +51,7 @@ fn crossbeam_1p1c(iters: u64) -> Duration {
         iters,
         |n| {
             for k in 0..n {
-                let mut v = Some(k);
-                retry(|| match q.push(v.take().expect("value present")) {
-                    Ok(()) => Some(()),
-                    Err(back) => {
-                        v = Some(back);
-                        None
-                    }
-                });
+                push_until_accepted(&q, k);
             }
         },
         |n| {
@@ -90,14 +95,7 @@ fn crossbeam_2p2c(iters: u64) -> Duration {
         let produce = |range: std::ops::Range<u64>| {
             go.wait();
             for k in range {
-                let mut v = Some(k);
-                retry(|| match q.push(v.take().expect("value present")) {
-                    Ok(()) => Some(()),
-                    Err(back) => {
-                        v = Some(back);
-                        None
-                    }
-                });
+                push_until_accepted(&q, k);
             }
         };
         let consume = || {

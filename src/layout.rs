@@ -1,5 +1,5 @@
-//! Everything another process sees as bytes: the segment header, the `ShmSafe` contract, offsets,
-//! and the static layout assertions that pin them.
+//! Everything another process sees as bytes: the segment header, the `ShmSafe` contract, and the
+//! static layout assertions that pin them.
 //!
 //! A segment is laid out as
 //!
@@ -9,9 +9,9 @@
 //! P    payload: the primitive's own #[repr(C)] struct, then its data
 //! ```
 //!
-//! Shared structs never hold pointers: one process's address means nothing in another. Where a
-//! struct needs to refer to other bytes of its segment it stores an [`Offset`] from the segment
-//! base.
+//! Shared structs never hold pointers: one process's address means nothing in another. Shared
+//! bytes are found by offsets from the segment base (the header's `payload_offset`, a ring's
+//! position modulo its cell count), computed per process.
 #![allow(unsafe_code)]
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -165,14 +165,6 @@ impl SegmentHeader {
     }
 }
 
-/// A byte offset from the base of the segment that holds it: the only way shared structs refer to
-/// other shared bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[repr(transparent)]
-pub(crate) struct Offset(pub u64);
-
-const_assert_eq!(std::mem::size_of::<Offset>(), 8);
-
 /// Types whose bytes may live in shared memory and be read by another process.
 ///
 /// [`Segment::payload_ref`](crate::segment::Segment::payload_ref) hands out `&T` over a payload
@@ -217,15 +209,3 @@ pub(crate) const fn payload_offset(align: usize) -> usize {
     let a = if align > CACHE_LINE { align } else { CACHE_LINE };
     align_up(HEADER_LEN, a)
 }
-
-/// A 64-bit atomic counter, padded to its own cache line so two hot words never share one.
-#[repr(C, align(64))]
-pub(crate) struct Padded<T>(pub T);
-
-const_assert_eq!(std::mem::size_of::<Padded<AtomicU32>>(), CACHE_LINE);
-const_assert_eq!(std::mem::size_of::<Padded<AtomicU64>>(), CACHE_LINE);
-
-// SAFETY: a padded atomic is an atomic plus padding.
-unsafe impl ShmSafe for Padded<AtomicU32> {}
-// SAFETY: a padded atomic is an atomic plus padding.
-unsafe impl ShmSafe for Padded<AtomicU64> {}

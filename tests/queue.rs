@@ -82,13 +82,13 @@ fn full_by_bytes() {
 
 #[test]
 fn get_timeout_on_empty_fails_no_sooner_than_timeout() {
+    let _w = Watchdog::new(LIMIT);
     let q = Queue::<u8>::new().unwrap();
     let t0 = Instant::now();
     assert!(matches!(q.get_timeout(Duration::from_millis(100)), Err(Error::Empty)));
     assert!(t0.elapsed() >= Duration::from_millis(100));
-    let t0 = Instant::now();
+    // try_get never waits (if it did, the watchdog turns the hang into a failure).
     assert!(matches!(q.try_get(), Err(Error::Empty)));
-    assert!(t0.elapsed() < Duration::from_secs(5));
 }
 
 #[test]
