@@ -20,6 +20,16 @@ use loom::thread;
 mod shim {
     pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
+    /// Loom cannot model membarrier: both halves of the asymmetric fence are full fences here.
+    pub(crate) fn light_fence() {
+        fence(Ordering::SeqCst);
+    }
+
+    pub(crate) fn heavy_barrier(deadline: Deadline) -> Deadline {
+        fence(Ordering::SeqCst);
+        deadline
+    }
+
     /// `None`: wait for ever; `Some(())`: the deadline has already passed.
     pub(crate) type Deadline = Option<()>;
 

@@ -13,6 +13,16 @@
 mod shim {
     pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
+    /// Loom cannot model membarrier: both halves of the asymmetric fence are full fences here.
+    pub(crate) fn light_fence() {
+        fence(Ordering::SeqCst);
+    }
+
+    pub(crate) fn heavy_barrier(deadline: Deadline) -> Deadline {
+        fence(Ordering::SeqCst);
+        deadline
+    }
+
     /// In the model a deadline is only "some" (passes after one wait) or "none".
     pub(crate) type Deadline = Option<()>;
 

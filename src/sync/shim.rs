@@ -24,3 +24,28 @@ pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
 pub(crate) fn deadline_passed(deadline: Deadline) -> bool {
     deadline.is_some_and(|d| d.has_passed())
 }
+
+/// The notifier's half of an asymmetric fence (see `sys::membarrier`): a compiler fence once
+/// this process is registered for sleepers' membarriers, a full fence otherwise.
+#[inline]
+pub(crate) fn light_fence() {
+    if crate::sys::membarrier::notifier_registered() {
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+    } else {
+        fence(Ordering::SeqCst);
+    }
+}
+
+/// The sleeper's half: a membarrier on every CPU running a registered process. Returns the
+/// deadline to sleep until: `deadline` itself, or, if the kernel refused the barrier (so a
+/// registered notifier's change may be missed), at most a millisecond from now, so that the
+/// sleeper looks again soon.
+#[inline]
+pub(crate) fn heavy_barrier(deadline: Deadline) -> Deadline {
+    if crate::sys::membarrier::global_barrier() {
+        return deadline;
+    }
+    fence(Ordering::SeqCst);
+    let soon = crate::sys::clock::MonoTime::after(std::time::Duration::from_millis(1));
+    Some(deadline.map_or(soon, |d| d.min(soon)))
+}

@@ -9,6 +9,7 @@
 pub(crate) mod clock;
 pub(crate) mod fd;
 pub(crate) mod futex;
+pub(crate) mod membarrier;
 pub(crate) mod proc;
 
 pub(crate) use nix::errno::Errno;
