@@ -22,7 +22,7 @@ pub(crate) mod simple;
 
 pub(crate) use crate::sync::eventcount;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::{Arc, Weak};
 
 use static_assertions::const_assert_eq;
@@ -202,6 +202,11 @@ impl Drop for Slots {
 
 thread_local! {
     static SLOTS: RefCell<Slots> = const { RefCell::new(Slots(Vec::new())) };
+    /// The entry of `SLOTS` this thread used last, as `(segment key, ring, generation, slot)`:
+    /// one compare instead of a search on every put and get. Valid while that entry is in
+    /// `SLOTS` (its `Weak` keeps the key's allocation, so the key cannot name another segment);
+    /// `register`, the only place that removes entries, resets it.
+    static LAST_SLOT: Cell<(usize, usize, u64, usize)> = const { Cell::new((0, 0, 0, 0)) };
 }
 
 /// One ring in a segment: the bytes-level queue every typed queue and pipe end is built on.
@@ -242,26 +247,40 @@ impl ClaimGuard<'_> {
     /// # Panics
     /// If `dst` is shorter than [`len`](Self::len).
     pub(crate) fn copy_to(&self, dst: &mut [u8]) {
+        let dst: *mut [u8] = dst;
+        // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and `copy_to_uninit` writes only
+        // initialised bytes, so the slice stays initialised.
+        self.copy_to_uninit(unsafe { &mut *(dst as *mut [std::mem::MaybeUninit<u8>]) });
+    }
+
+    /// Copies the message into `dst[..len]`, which need not be initialised (no zeroing first:
+    /// for a large message that would be a second pass over memory).
+    ///
+    /// # Panics
+    /// If `dst` is shorter than [`len`](Self::len).
+    pub(crate) fn copy_to_uninit(&self, dst: &mut [std::mem::MaybeUninit<u8>]) {
         let len = self.len();
         assert!(dst.len() >= len, "destination shorter than the message");
         let (off, total) = self.q.data_offset(self.c.pos);
         let first = len.min(total - off);
-        // SAFETY: the cells [pos, pos + cells) are claimed by us: no producer writes them until we
-        // release them, and the producer's writes happen-before our claim (commit/acquire). The
-        // source range lies inside the data area; `dst` is a distinct local buffer.
-        unsafe { std::ptr::copy_nonoverlapping(self.q.at.data.wrapping_add(off), dst.as_mut_ptr(), first) };
+        let dst = dst.as_mut_ptr().cast::<u8>();
+        // SAFETY: as in `copy_to`: the claimed cells are ours to read, the source lies in the data
+        // area, `dst` is a distinct buffer of at least `len` bytes (checked above).
+        unsafe { std::ptr::copy_nonoverlapping(self.q.at.data.wrapping_add(off), dst, first) };
         #[cfg(feature = "kill-points")]
         kill_point(KillPoint::ConsumerMidCopy);
         if first < len {
             // SAFETY: as above; the message wrapped, its rest starts at the data area's base.
-            unsafe { std::ptr::copy_nonoverlapping(self.q.at.data, dst.as_mut_ptr().wrapping_add(first), len - first) };
+            unsafe { std::ptr::copy_nonoverlapping(self.q.at.data, dst.wrapping_add(first), len - first) };
         }
     }
 
     /// Copies the message into a new vector.
     pub(crate) fn to_vec(&self) -> Vec<u8> {
-        let mut v = vec![0u8; self.len()];
-        self.copy_to(&mut v);
+        let mut v = Vec::with_capacity(self.len());
+        self.copy_to_uninit(v.spare_capacity_mut());
+        // SAFETY: `copy_to_uninit` initialised the first `len` bytes of the spare capacity.
+        unsafe { v.set_len(self.len()) };
         v
     }
 }
@@ -306,16 +325,27 @@ impl RawQueue {
     fn slot(&self) -> Result<usize> {
         let generation = crate::sys::proc::fork_generation();
         let key = Arc::as_ptr(&self.seg);
+        let (k, ring, g, slot) = LAST_SLOT.get();
+        if k == key as usize && ring == self.ring && g == generation {
+            return Ok(slot);
+        }
+        self.slot_slow(generation, key)
+    }
+
+    #[cold]
+    fn slot_slow(&self, generation: u64, key: *const Segment) -> Result<usize> {
         let found = SLOTS.with(|s| {
             let s = s.borrow();
             s.0.iter()
                 .find(|e| e.seg.as_ptr() == key && e.ring == self.ring && e.generation == generation)
                 .map(|e| e.slot)
         });
-        match found {
-            Some(i) => Ok(i),
-            None => self.register(generation),
-        }
+        let slot = match found {
+            Some(i) => i,
+            None => self.register(generation)?,
+        };
+        LAST_SLOT.set((key as usize, self.ring, generation, slot));
+        Ok(slot)
     }
 
     #[cold]
@@ -347,8 +377,10 @@ impl RawQueue {
         };
         SLOTS.with(|s| {
             let mut s = s.borrow_mut();
-            // Forget entries of rings that are gone or that belong to our parent.
+            // Forget entries of rings that are gone or that belong to our parent (and the cache,
+            // which may name one of them).
             s.0.retain(|e| e.generation == generation && e.seg.strong_count() > 0);
+            LAST_SLOT.set((0, 0, 0, 0));
             s.0.push(Entry { seg: Arc::downgrade(&self.seg), ring: self.ring, generation, slot, at: self.at });
         });
         Ok(slot)
@@ -418,10 +450,13 @@ impl RawQueue {
     /// As [`claim`](Self::claim).
     pub(crate) fn get_into(&self, out: &mut Vec<u8>, block: bool, deadline: Deadline) -> Result<usize> {
         let g = self.claim(block, deadline)?;
+        let len = g.len();
         out.clear();
-        out.resize(g.len(), 0);
-        g.copy_to(out);
-        Ok(g.len())
+        out.reserve(len);
+        g.copy_to_uninit(&mut out.spare_capacity_mut()[..len]);
+        // SAFETY: `copy_to_uninit` initialised the first `len` bytes of the spare capacity.
+        unsafe { out.set_len(len) };
+        Ok(len)
     }
 
     /// Messages waiting (approximate, like Python's).
@@ -455,7 +490,7 @@ impl RawQueue {
     }
 
     /// The "not empty" eventcount (for `wait`).
-    pub(crate) fn not_empty(&self) -> &eventcount::EventCount {
+    pub(crate) fn not_empty(&self) -> &eventcount::FastEventCount {
         &self.view().hdr.not_empty.0
     }
 

@@ -49,7 +49,7 @@
 //! This file is also compiled by `tests/loom_ring.rs` over loom's atomics: it may only use what
 //! `super::shim` and `super::eventcount` provide.
 
-use super::eventcount::EventCount;
+use super::eventcount::FastEventCount;
 use super::shim::{AtomicU32, AtomicU64, Deadline, Ordering, Spinner, deadline_passed, slice_deadline, spin_hint};
 
 /// Bytes of payload per cell.
@@ -94,9 +94,9 @@ pub(crate) struct RingHeader {
     /// Consumers' position.
     pub(crate) head: Line<Pos>,
     /// Consumers sleep here; bumped by every commit and by close.
-    pub(crate) not_empty: Line<EventCount>,
+    pub(crate) not_empty: Line<FastEventCount>,
     /// Producers sleep here; bumped by every release and by close.
-    pub(crate) not_full: Line<EventCount>,
+    pub(crate) not_full: Line<FastEventCount>,
     /// Parameters.
     pub(crate) conf: Line<Conf>,
 }
@@ -107,8 +107,8 @@ impl RingHeader {
         RingHeader {
             tail: Line(Pos { pos: AtomicU64::new(0), count: AtomicU64::new(0) }),
             head: Line(Pos { pos: AtomicU64::new(0), count: AtomicU64::new(0) }),
-            not_empty: Line(EventCount::new()),
-            not_full: Line(EventCount::new()),
+            not_empty: Line(FastEventCount::new()),
+            not_full: Line(FastEventCount::new()),
             conf: Line(Conf {
                 cells: AtomicU64::new(cells),
                 slots: AtomicU64::new(slots),
@@ -436,6 +436,35 @@ impl Ring<'_> {
         self.hdr.not_empty.0.notify_all();
     }
 
+    /// Spins (with back-off) until the last cell a `k`-cell message at the tail needs is
+    /// released, or the tail moved, reading only the tail word and that cell's stamp: reading
+    /// `head` here would pull the consumers' line away from under their CAS. With a maxsize the
+    /// room also depends on the count, so it simply pauses. False once the spin budget is spent.
+    fn spin_for_room(&self, k: u64, spinner: &mut Spinner) -> bool {
+        let t = self.hdr.tail.0.pos.load(Ordering::Relaxed);
+        let last = t + k - 1;
+        let cell = self.cell(last);
+        let counted = self.hdr.conf.0.maxsize.load(Ordering::Relaxed) != 0;
+        let mut pause = 1u32;
+        loop {
+            for _ in 0..pause {
+                if !spinner.spin() {
+                    return false;
+                }
+            }
+            if counted {
+                return true;
+            }
+            pause = (pause * 2).min(64);
+            if cell.stamp.load(Ordering::Relaxed) == free(last)
+                || self.hdr.tail.0.pos.load(Ordering::Relaxed) != t
+                || self.is_closed()
+            {
+                return true;
+            }
+        }
+    }
+
     /// Reserves room for `k` cells, waiting (spin, then sleep) until `deadline` when `block`.
     pub(crate) fn reserve(&self, me: &Slot, k: u64, block: bool, deadline: Deadline) -> Result<u64, Fail> {
         let mut spinner = Spinner::new();
@@ -450,7 +479,7 @@ impl Ring<'_> {
                     if !block || deadline_passed(deadline) {
                         return Err(Fail::WouldBlock);
                     }
-                    if spinner.spin() {
+                    if self.spin_for_room(k, &mut spinner) {
                         continue;
                     }
                     // Sleep in slices: a dead consumer that claimed cells we need releases no
@@ -554,6 +583,30 @@ impl Ring<'_> {
         true
     }
 
+    /// Spins (with back-off) until the head cell looks committed or the head moved, reading only
+    /// the head word and that cell's stamp: the producers' next commit lands there, while reading
+    /// `tail` would pull their line away from under their CAS. False once the spin budget is
+    /// spent (then the caller sleeps).
+    fn spin_for_head(&self, spinner: &mut Spinner) -> bool {
+        let h = self.hdr.head.0.pos.load(Ordering::Relaxed);
+        let cell = self.cell(h);
+        let mut pause = 1u32;
+        loop {
+            for _ in 0..pause {
+                if !spinner.spin() {
+                    return false;
+                }
+            }
+            pause = (pause * 2).min(64);
+            if cell.stamp.load(Ordering::Relaxed) == committed(h)
+                || self.hdr.head.0.pos.load(Ordering::Relaxed) != h
+                || self.is_closed()
+            {
+                return true;
+            }
+        }
+    }
+
     /// Claims the next message, waiting (spin, then sleep) until `deadline` when `block`.
     /// Skips the cells of producers that died mid-message.
     pub(crate) fn claim(&self, me: &Slot, block: bool, deadline: Deadline) -> Result<Claimed, Fail> {
@@ -569,7 +622,7 @@ impl Ring<'_> {
                     if !block || deadline_passed(deadline) {
                         return Err(Fail::WouldBlock);
                     }
-                    if spinner.spin() {
+                    if self.spin_for_head(&mut spinner) {
                         continue;
                     }
                     self.hdr.not_empty.0.wait_until(deadline, || (self.has_data() || self.is_closed()).then_some(()));
@@ -585,7 +638,7 @@ impl Ring<'_> {
                     if deadline_passed(deadline) {
                         return Err(Fail::WouldBlock);
                     }
-                    if spinner.spin() {
+                    if self.spin_for_head(&mut spinner) {
                         continue;
                     }
                     // Ready once the head moved or its message is committed (a stamp of the

@@ -66,11 +66,11 @@ pub(crate) struct Spinner {
 }
 
 impl Spinner {
-    /// A fresh spin with this thread's current budget (the clock is read only once spinning
-    /// starts).
+    /// A fresh spin with this thread's current budget (the budget and the clock are read only
+    /// once spinning starts).
     #[inline]
     pub(crate) fn new() -> Spinner {
-        Spinner { start: None, n: 0, budget: SPIN_BUDGET.get(), exhausted: false }
+        Spinner { start: None, n: 0, budget: 0, exhausted: false }
     }
 
     /// Pauses once; false once the budget is spent (then the caller sleeps).
@@ -81,6 +81,10 @@ impl Spinner {
         }
         self.n += 1;
         if self.n % 16 == 1 {
+            if self.n == 1 {
+                // Read only now: most operations never wait, and pay no thread-local access.
+                self.budget = SPIN_BUDGET.get();
+            }
             let now = MonoTime::now();
             let start = *self.start.get_or_insert(now);
             if !spinning_helps() || now.as_nanos().saturating_sub(start.as_nanos()) > self.budget {
