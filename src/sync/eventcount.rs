@@ -166,4 +166,49 @@ impl FastEventCount {
     pub(crate) fn notify_all(&self) {
         self.0.notify::<true>();
     }
+
+    /// The first step of a sleep on several eventcounts at once (`wait` over many queues and
+    /// connections, with `futex_waitv(2)`): announces a sleeper on this one and returns the value
+    /// of [`word`](Self::word) to sleep on (`key | SLEEPERS`).
+    ///
+    /// A waiter on several eventcounts
+    /// 1. calls `announce` on every one of them (SeqCst CASes, as in [`EventCount::wait_until`]),
+    /// 2. then calls [`heavy_barrier`] once, and sleeps until the deadline it returns,
+    /// 3. then checks every object's condition, and returns if one holds,
+    /// 4. then sleeps on all the words at once, each expected to hold its announced key,
+    /// 5. and after any wake-up checks every condition again and starts over from 1.
+    ///
+    /// No wake-up is lost, for the single-eventcount argument (module docs) holds for each word
+    /// on its own: the one barrier comes after every announcing CAS and before every check. A
+    /// notifier of object `i` publishes, runs [`light_fence`], then loads `seq_i`. Either that
+    /// load ran before the barrier reached the notifier's CPU, and then the publish is visible to
+    /// the checks of step 3; or after, and then it sees `seq_i` as our CAS left it or later:
+    /// either SLEEPERS is set and it bumps `seq_i` and wakes everyone asleep on it, or another
+    /// notifier already did. The kernel queues a `futex_waitv` sleeper on every word before it
+    /// compares their values, so a waiter not yet asleep finds `seq_i` no longer equal to its key
+    /// and does not sleep, and one asleep is woken. The barrier may not be skipped, even when every SLEEPERS bit was already
+    /// set by other waiters: a notifier may have looked before their barriers and published
+    /// before ours. One barrier serves every word because it follows all the announces; a
+    /// condition found false before it proves nothing, which is why step 5 starts over from step
+    /// 1 (a re-announce is one load while the bit is still set) rather than sleeping again.
+    pub(crate) fn announce(&self) -> u32 {
+        let seq = &self.0.seq;
+        let mut key = seq.load(Ordering::SeqCst);
+        loop {
+            if key & SLEEPERS != 0 {
+                return key;
+            }
+            match seq.compare_exchange(key, key | SLEEPERS, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return key | SLEEPERS,
+                // A notification (or another waiter) moved seq: announce on its new value.
+                Err(actual) => key = actual,
+            }
+        }
+    }
+
+    /// The futex word that [`announce`](Self::announce)'s key is for: sleep on it with the key
+    /// after the barrier and the checks (see there), and only then.
+    pub(crate) fn word(&self) -> &AtomicU32 {
+        &self.0.seq
+    }
 }
