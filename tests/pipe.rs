@@ -4,9 +4,10 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Watchdog, fork_lock, join_ok, park_forever, start, unique_name};
+use common::{Watchdog, fork_lock, join_ok, park_forever, start, unique_name, wait_for};
 use shmproc::{Error, Pipe, Queue, Waitable, wait};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -240,4 +241,164 @@ fn named_pipe_between_processes() {
     assert_eq!(a.recv_timeout(LIMIT).unwrap(), "abab");
     join_ok(&p);
     a.unlink().unwrap();
+}
+
+// ---- wait over many objects -------------------------------------------------------------------
+
+/// This thread's kernel id, from /proc/thread-self (`<pid>/task/<tid>`).
+fn own_tid() -> u32 {
+    let link = std::fs::read_link("/proc/thread-self").unwrap();
+    link.file_name().unwrap().to_str().unwrap().parse().unwrap()
+}
+
+/// Whether thread `tid` of this process is inside a futex call: `futex_waitv` (449), or
+/// `futex` (202) where the kernel lacks futex_waitv.
+fn in_futex_call(tid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+        .is_ok_and(|s| matches!(s.split_whitespace().next(), Some("449" | "202")))
+}
+
+/// Runs `waiter` (a `wait` call) in a thread and, once that thread sleeps in the kernel, runs
+/// `wake`; returns what `waiter` returned.
+fn wake_while_asleep(waiter: impl FnOnce() -> Vec<usize> + Send, wake: impl FnOnce()) -> Vec<usize> {
+    let tid = AtomicU32::new(0);
+    std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            tid.store(own_tid(), Ordering::SeqCst);
+            waiter()
+        });
+        let asleep = wait_for(LIMIT / 2, || {
+            let t = tid.load(Ordering::SeqCst);
+            t != 0 && in_futex_call(t)
+        });
+        wake();
+        let ready = h.join().unwrap();
+        assert!(asleep, "the waiter never went to sleep");
+        ready
+    })
+}
+
+#[test]
+fn wait_wakes_when_a_child_fills_the_last_of_five_queues() {
+    let _w = Watchdog::new(LIMIT);
+    let _f = fork_lock();
+    let qs: Vec<Queue<u32>> = (0..5).map(|_| Queue::with_capacity(4096, 0).unwrap()).collect();
+    let (go_rx, go_tx) = Pipe::new::<u8>(false).unwrap();
+    let p = start({
+        let last = qs[4].clone();
+        move || {
+            go_rx.recv().unwrap();
+            last.put(42).unwrap();
+        }
+    });
+    let ready = wake_while_asleep(
+        || {
+            let objs: Vec<&dyn Waitable> = qs.iter().map(|q| q as &dyn Waitable).collect();
+            wait(&objs, Some(LIMIT))
+        },
+        || go_tx.send(&1).unwrap(),
+    );
+    assert_eq!(ready, vec![4]);
+    assert_eq!(qs[4].get_timeout(LIMIT).unwrap(), 42);
+    join_ok(&p);
+}
+
+#[test]
+fn wait_over_connections_and_queues_wakes_on_the_one_made_ready() {
+    let _w = Watchdog::new(LIMIT);
+    let _f = fork_lock();
+    let q0 = Queue::<u32>::with_capacity(4096, 0).unwrap();
+    let (c1, peer1) = Pipe::new::<u32>(true).unwrap();
+    let q2 = Queue::<u32>::with_capacity(4096, 0).unwrap();
+    let (c3, peer3) = Pipe::new::<u32>(false).unwrap();
+    let (c4, peer4) = Pipe::new::<u32>(true).unwrap();
+    let (go_rx, go_tx) = Pipe::new::<u8>(false).unwrap();
+    let p = start(move || {
+        go_rx.recv().unwrap();
+        peer3.send(&7).unwrap();
+        // Keep the other ends alive (and open) until the parent is done.
+        go_rx.recv().unwrap();
+        drop((peer1, peer4));
+    });
+    let ready = wake_while_asleep(|| wait(&[&q0, &c1, &q2, &c3, &c4], Some(LIMIT)), || go_tx.send(&1).unwrap());
+    assert_eq!(ready, vec![3]);
+    assert_eq!(c3.recv_timeout(LIMIT).unwrap(), 7);
+    go_tx.send(&2).unwrap();
+    join_ok(&p);
+}
+
+#[test]
+fn wait_notices_a_peer_killed_while_it_sleeps() {
+    let _w = Watchdog::new(LIMIT);
+    let _f = fork_lock();
+    let q0 = Queue::<u32>::with_capacity(4096, 0).unwrap();
+    let q1 = Queue::<u32>::with_capacity(4096, 0).unwrap();
+    let (c, peer) = Pipe::new::<u32>(true).unwrap();
+    let p = start(move || {
+        peer.send(&1).unwrap();
+        park_forever();
+    });
+    // The child has used its end (so it is its owner) once its message is here.
+    assert_eq!(c.recv_timeout(LIMIT).unwrap(), 1);
+    let ready = wake_while_asleep(
+        || wait(&[&q0, &q1, &c], Some(LIMIT)),
+        || {
+            p.kill().unwrap();
+            assert!(p.join_timeout(LIMIT).unwrap());
+        },
+    );
+    assert_eq!(ready, vec![2]);
+    assert!(matches!(c.recv_timeout(LIMIT), Err(Error::Eof)));
+}
+
+#[test]
+fn wait_with_nothing_ready_times_out_no_sooner_than_asked() {
+    let q = Queue::<u32>::with_capacity(4096, 0).unwrap();
+    let (c, _peer) = Pipe::new::<u32>(true).unwrap();
+    let (c2, _peer2) = Pipe::new::<u32>(true).unwrap();
+    let t0 = Instant::now();
+    assert!(wait(&[&c, &q, &c2], Some(Duration::from_millis(100))).is_empty());
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    let t0 = Instant::now();
+    assert!(wait(&[&q], Some(Duration::from_millis(100))).is_empty());
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    // Nothing to wait on: sleeps out the timeout, as Python's does.
+    let t0 = Instant::now();
+    assert!(wait(&[], Some(Duration::from_millis(50))).is_empty());
+    assert!(t0.elapsed() >= Duration::from_millis(50));
+    assert!(wait(&[&c, &q], Some(Duration::ZERO)).is_empty());
+}
+
+#[test]
+fn wait_reports_an_object_passed_twice_at_both_indices() {
+    let q = Queue::<u32>::with_capacity(4096, 0).unwrap();
+    let other = Queue::<u32>::with_capacity(4096, 0).unwrap();
+    let ready = wake_while_asleep(|| wait(&[&q, &other, &q], Some(LIMIT)), || q.put(1).unwrap());
+    assert_eq!(ready, vec![0, 2]);
+}
+
+#[test]
+fn wait_over_more_objects_than_one_kernel_sleep_takes() {
+    let _w = Watchdog::new(LIMIT);
+    // futex_waitv takes at most 128 words: the last of 130 queues is not slept on, but is looked
+    // at between short sleeps.
+    let qs: Vec<Queue<u32>> = (0..130).map(|_| Queue::with_capacity(256, 0).unwrap()).collect();
+    let ready = wake_while_asleep(
+        || {
+            let objs: Vec<&dyn Waitable> = qs.iter().map(|q| q as &dyn Waitable).collect();
+            wait(&objs, Some(LIMIT))
+        },
+        || qs[129].put(9).unwrap(),
+    );
+    assert_eq!(ready, vec![129]);
+    assert_eq!(qs[129].get().unwrap(), 9);
+    // And one that is slept on.
+    let ready = wake_while_asleep(
+        || {
+            let objs: Vec<&dyn Waitable> = qs.iter().map(|q| q as &dyn Waitable).collect();
+            wait(&objs, Some(LIMIT))
+        },
+        || qs[127].put(8).unwrap(),
+    );
+    assert_eq!(ready, vec![127]);
 }
