@@ -263,9 +263,9 @@ impl ClaimGuard<'_> {
         assert!(dst.len() >= len, "destination shorter than the message");
         if self.c.inline {
             let bytes = self.c.word.to_le_bytes();
-            for (d, b) in dst.iter_mut().zip(&bytes[..len]) {
-                d.write(*b);
-            }
+            // SAFETY: `len <= 8` bytes from a local array into `dst`, at least `len` long
+            // (checked above); distinct buffers.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst.as_mut_ptr().cast::<u8>(), len) };
             return;
         }
         let (off, total) = self.q.data_offset(self.c.pos);

@@ -425,9 +425,21 @@ impl Ring<'_> {
     /// After a reservation of `[t, t + k)`: waits until every cell was released by the consumer
     /// of the previous lap, releasing it ourselves if that consumer died. Short: those cells are
     /// claimed already, their consumer is copying them out.
+    #[inline]
     pub(crate) fn wait_released(&self, t: u64, k: u64) {
-        let n = self.cells();
         for p in t..t + k {
+            if self.cell(p).stamp.load(Ordering::Acquire) != free(p) {
+                self.wait_released_from(p, t + k);
+                return;
+            }
+        }
+    }
+
+    /// `wait_released` from position `from` on, where the stamp was not free yet.
+    #[cold]
+    fn wait_released_from(&self, from: u64, end: u64) {
+        let n = self.cells();
+        for p in from..end {
             let cell = self.cell(p);
             let want = free(p);
             let mut spinner = Spinner::new();
@@ -471,9 +483,11 @@ impl Ring<'_> {
     /// Publishes a message of `bytes.len() <= INLINE` bytes in the word of cell `t` (reserved
     /// with `k = 1`): nothing in the data area.
     pub(crate) fn commit_inline(&self, me: &Slot, t: u64, bytes: &[u8]) {
-        let mut word = [0u8; 8];
-        word[..bytes.len()].copy_from_slice(bytes);
-        self.publish(me, t, u64::from_le_bytes(word), committed_inline(t, bytes.len()));
+        let word = match <[u8; INLINE]>::try_from(bytes) {
+            Ok(all) => u64::from_le_bytes(all),
+            Err(_) => bytes.iter().rev().fold(0, |w, b| (w << 8) | u64::from(*b)),
+        };
+        self.publish(me, t, word, committed_inline(t, bytes.len()));
     }
 
     #[inline]
@@ -523,7 +537,17 @@ impl Ring<'_> {
     }
 
     /// Reserves room for `k` cells, waiting (spin, then sleep) until `deadline` when `block`.
+    #[inline]
     pub(crate) fn reserve(&self, me: &Slot, k: u64, block: bool, deadline: Deadline) -> Result<u64, Fail> {
+        if let Reserve::Ok(t) = self.try_reserve(me, k) {
+            self.wait_released(t, k);
+            return Ok(t);
+        }
+        self.reserve_slow(me, k, block, deadline)
+    }
+
+    #[cold]
+    fn reserve_slow(&self, me: &Slot, k: u64, block: bool, deadline: Deadline) -> Result<u64, Fail> {
         let mut spinner = Spinner::new();
         loop {
             match self.try_reserve(me, k) {
@@ -669,7 +693,16 @@ impl Ring<'_> {
 
     /// Claims the next message, waiting (spin, then sleep) until `deadline` when `block`.
     /// Skips the cells of producers that died mid-message.
+    #[inline]
     pub(crate) fn claim(&self, me: &Slot, block: bool, deadline: Deadline) -> Result<Claimed, Fail> {
+        if let Claim::Msg(c) = self.try_claim(me) {
+            return Ok(c);
+        }
+        self.claim_slow(me, block, deadline)
+    }
+
+    #[cold]
+    fn claim_slow(&self, me: &Slot, block: bool, deadline: Deadline) -> Result<Claimed, Fail> {
         let mut spinner = Spinner::new();
         let mut slice = FIRST_SLICE;
         loop {
