@@ -21,8 +21,9 @@ use static_assertions::{const_assert, const_assert_eq};
 /// `b"SHMPROC1"` as a little-endian integer: the first eight bytes of every shmproc segment.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMPROC1");
 
-/// Bumped whenever any shared struct changes shape; an attacher with another version refuses.
-pub(crate) const LAYOUT_VERSION: u32 = 2;
+/// Bumped whenever any shared struct changes shape or meaning; an attacher with another version
+/// refuses. (3: queue cell stamps carry a state nibble and may hold a message inline.)
+pub(crate) const LAYOUT_VERSION: u32 = 3;
 
 /// The cache line size we pad shared hot words to.
 pub(crate) const CACHE_LINE: usize = 64;

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::queue::duplex::{PipeCore, PipeOf};
 use crate::queue::queue::{DEFAULT_CAPACITY, Queue};
-use crate::queue::{RawQueue, decode, encode, with_scratch};
+use crate::queue::{RawQueue, with_encoded};
 use crate::sync::shim::heavy_barrier;
 use crate::sys::clock::{Deadline, MonoTime};
 use crate::sys::futex::{self, WAITV_MAX};
@@ -264,7 +264,7 @@ impl<T> Connection<T> {
         &self,
         block: bool,
         deadline: Deadline,
-        take: impl FnOnce(&crate::queue::ClaimGuard<'_>) -> R,
+        take: impl FnOnce(crate::queue::ClaimGuard<'_>) -> R,
     ) -> Result<R> {
         self.check_read()?;
         let rx = self.rx();
@@ -272,14 +272,14 @@ impl<T> Connection<T> {
         let mut slice = FIRST_SLICE;
         loop {
             match rx.claim(false, None) {
-                Ok(g) => return Ok(take(&g)),
+                Ok(g) => return Ok(take(g)),
                 Err(Error::Empty | Error::Closed) => {}
                 Err(e) => return Err(e),
             }
             if self.inner.core.is_closed(peer) || (!block || slice > FIRST_SLICE) && self.inner.core.is_gone(peer) {
                 // The peer is gone: whatever it committed before is still ours to read.
                 return match rx.claim(false, None) {
-                    Ok(g) => Ok(take(&g)),
+                    Ok(g) => Ok(take(g)),
                     Err(Error::Empty | Error::Closed) => Err(Error::Eof),
                     Err(e) => Err(e),
                 };
@@ -288,7 +288,7 @@ impl<T> Connection<T> {
                 return Err(Error::Empty);
             }
             match rx.claim(true, slice_until(deadline, slice)) {
-                Ok(g) => return Ok(take(&g)),
+                Ok(g) => return Ok(take(g)),
                 Err(Error::Empty | Error::Closed) => {}
                 Err(e) => return Err(e),
             }
@@ -389,20 +389,11 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     /// [`Error::Codec`] when it cannot be encoded, plus those of
     /// [`send_bytes`](Self::send_bytes).
     pub fn send(&self, value: &T) -> Result<()> {
-        with_scratch(|buf| {
-            encode(value, buf)?;
-            self.send_raw(buf)
-        })
+        with_encoded(value, |bytes| self.send_raw(bytes))
     }
 
     fn recv_value(&self, block: bool, deadline: Deadline) -> Result<T> {
-        with_scratch(|buf| {
-            self.recv_with(block, deadline, |g| {
-                buf.resize(g.len(), 0);
-                g.copy_to(buf);
-            })?;
-            decode(buf)
-        })
+        self.recv_with(block, deadline, |g| g.decode())?
     }
 
     /// Receives one value (Python's `recv`), waiting for one.

@@ -129,9 +129,22 @@ impl Model {
         (p % self.meta.len() as u64) as usize
     }
 
-    /// Puts a message of `k` cells tagged `tag` (spinning while full).
+    /// Puts a message of `k` cells tagged `tag` (spinning while full); `k == 0`: the tag alone,
+    /// inline in the cell's word.
     fn put(&self, id: usize, tag: u64, k: u64) {
         let r = self.ring();
+        if k == 0 {
+            let t = loop {
+                match r.try_reserve(self.me(id), 1) {
+                    Reserve::Ok(t) => break t,
+                    Reserve::Full => loom::thread::yield_now(),
+                    Reserve::Closed => panic!("closed"),
+                }
+            };
+            r.wait_released(t, 1);
+            r.commit_inline(self.me(id), t, &tag.to_le_bytes());
+            return;
+        }
         let t = loop {
             match r.try_reserve(self.me(id), k) {
                 Reserve::Ok(t) => break t,
@@ -154,6 +167,11 @@ impl Model {
         let r = self.ring();
         loop {
             match r.try_claim(self.me(id)) {
+                Claim::Msg(c) if c.inline => {
+                    assert_eq!((c.cells, c.len), (1, 8));
+                    r.release(self.me(id), c);
+                    return c.word;
+                }
                 Claim::Msg(c) => {
                     assert_eq!(c.cells, cells_for(c.len));
                     // SAFETY: the claimed cells are ours until release; loom checks the ordering.
@@ -196,6 +214,25 @@ fn spsc_multi_cell_messages_wrap() {
                 m.put(0, 1, 1);
                 m.put(0, 2, 3);
                 m.put(0, 3, 2);
+            })
+        };
+        assert_eq!(m.get(1), 1);
+        assert_eq!(m.get(1), 2);
+        assert_eq!(m.get(1), 3);
+        p.join().unwrap();
+    });
+}
+
+#[test]
+fn inline_and_data_messages_keep_their_order() {
+    model(|| {
+        let m = Model::new(4, 2);
+        let p = {
+            let m = m.clone();
+            loom::thread::spawn(move || {
+                m.put(0, 1, 0);
+                m.put(0, 2, 3);
+                m.put(0, 3, 0);
             })
         };
         assert_eq!(m.get(1), 1);

@@ -27,15 +27,24 @@ fn join_code(p: &Process) -> i32 {
     p.exitcode().expect("exit code")
 }
 
-/// A 150-byte message (3 cells) tagged `tag`.
+/// A 150-byte message (3 cells in the data area) tagged `tag`.
 fn msg(tag: u32) -> Vec<u8> {
-    let mut v = vec![(tag % 251) as u8; 150];
+    msg_of(tag, LARGE)
+}
+
+const LARGE: usize = 150;
+/// Short enough to travel inline, in the cell's own metadata word.
+const SMALL: usize = 8;
+
+/// A `len`-byte message tagged `tag`.
+fn msg_of(tag: u32, len: usize) -> Vec<u8> {
+    let mut v = vec![(tag % 251) as u8; len];
     v[..4].copy_from_slice(&tag.to_le_bytes());
     v
 }
 
 fn tag_of(m: &[u8]) -> u32 {
-    assert_eq!(m.len(), 150);
+    assert!(m.len() == LARGE || m.len() == SMALL, "message of {} bytes", m.len());
     let t = u32::from_le_bytes(m[..4].try_into().unwrap());
     assert!(m[4..].iter().all(|b| *b == (t % 251) as u8), "message {t} torn");
     t
@@ -43,7 +52,8 @@ fn tag_of(m: &[u8]) -> u32 {
 
 const SIGKILL_EXIT: i32 = -9;
 
-fn producer_killed_at(point: KillPoint) {
+fn producer_killed_at(point: KillPoint, len: usize) {
+    let msg = move |t| msg_of(t, len);
     let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
     // 16 cells: the 203 messages below lap the ring ~38 times through the victim's cells.
@@ -89,7 +99,8 @@ fn producer_killed_at(point: KillPoint) {
     assert_eq!(tag_of(&q.get_bytes().unwrap()), 7);
 }
 
-fn consumer_killed_at(point: KillPoint) {
+fn consumer_killed_at(point: KillPoint, len: usize) {
+    let msg = move |t| msg_of(t, len);
     let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
     let q = Queue::<()>::with_capacity(1024, 0).unwrap();
@@ -130,47 +141,80 @@ fn consumer_killed_at(point: KillPoint) {
 
 #[test]
 fn producer_killed_after_intent() {
-    producer_killed_at(KillPoint::ProducerIntent);
+    producer_killed_at(KillPoint::ProducerIntent, LARGE);
 }
 
 #[test]
 fn producer_killed_after_reserve() {
-    producer_killed_at(KillPoint::ProducerAfterReserve);
+    producer_killed_at(KillPoint::ProducerAfterReserve, LARGE);
 }
 
 #[test]
 fn producer_killed_mid_write() {
-    producer_killed_at(KillPoint::ProducerMidWrite);
+    producer_killed_at(KillPoint::ProducerMidWrite, LARGE);
 }
 
 #[test]
 fn producer_killed_before_commit() {
-    producer_killed_at(KillPoint::ProducerBeforeCommit);
+    producer_killed_at(KillPoint::ProducerBeforeCommit, LARGE);
 }
 
 #[test]
 fn producer_killed_after_commit() {
-    producer_killed_at(KillPoint::ProducerAfterCommit);
+    producer_killed_at(KillPoint::ProducerAfterCommit, LARGE);
 }
 
 #[test]
 fn consumer_killed_after_claim() {
-    consumer_killed_at(KillPoint::ConsumerAfterClaim);
+    consumer_killed_at(KillPoint::ConsumerAfterClaim, LARGE);
 }
 
 #[test]
 fn consumer_killed_mid_copy() {
-    consumer_killed_at(KillPoint::ConsumerMidCopy);
+    consumer_killed_at(KillPoint::ConsumerMidCopy, LARGE);
 }
 
 #[test]
 fn consumer_killed_mid_release() {
-    consumer_killed_at(KillPoint::ConsumerMidRelease);
+    consumer_killed_at(KillPoint::ConsumerMidRelease, LARGE);
 }
 
 #[test]
 fn consumer_killed_after_release() {
-    consumer_killed_at(KillPoint::ConsumerAfterRelease);
+    consumer_killed_at(KillPoint::ConsumerAfterRelease, LARGE);
+}
+
+// Messages of at most 8 bytes travel inline (no data-area write or copy, one cell), so only
+// the points around the reservation, the commit and the claim apply.
+
+#[test]
+fn inline_producer_killed_after_intent() {
+    producer_killed_at(KillPoint::ProducerIntent, SMALL);
+}
+
+#[test]
+fn inline_producer_killed_after_reserve() {
+    producer_killed_at(KillPoint::ProducerAfterReserve, SMALL);
+}
+
+#[test]
+fn inline_producer_killed_before_commit() {
+    producer_killed_at(KillPoint::ProducerBeforeCommit, SMALL);
+}
+
+#[test]
+fn inline_producer_killed_after_commit() {
+    producer_killed_at(KillPoint::ProducerAfterCommit, SMALL);
+}
+
+#[test]
+fn inline_consumer_killed_after_claim() {
+    consumer_killed_at(KillPoint::ConsumerAfterClaim, SMALL);
+}
+
+#[test]
+fn inline_consumer_killed_after_release() {
+    consumer_killed_at(KillPoint::ConsumerAfterRelease, SMALL);
 }
 
 /// A consumer killed holding a claim while a producer in another process is blocked on exactly

@@ -7,7 +7,7 @@
 //! ```text
 //! RingHeader          5 cache lines: tail, head, not_empty, not_full, parameters
 //! [Slot; slots]       one cache line per participant (owner identity + intents)
-//! [CellMeta; cells]   16 bytes per cell: stamp + length
+//! [CellMeta; cells]   16 bytes per cell: stamp + length (or a message of up to 8 bytes)
 //! [u8; cells * 64]    the message bytes (a message is contiguous, wrapping at the end)
 //! ```
 #![allow(unsafe_code)]
@@ -47,7 +47,7 @@ const_assert_eq!(std::mem::offset_of!(Slot, cons_lo), 24);
 const_assert_eq!(std::mem::offset_of!(Slot, cons_hi), 32);
 const_assert_eq!(std::mem::size_of::<CellMeta>(), 16);
 const_assert_eq!(std::mem::offset_of!(CellMeta, stamp), 0);
-const_assert_eq!(std::mem::offset_of!(CellMeta, len), 8);
+const_assert_eq!(std::mem::offset_of!(CellMeta, word), 8);
 const_assert_eq!(std::mem::size_of::<ring::Pos>(), 16);
 const_assert_eq!(std::mem::offset_of!(ring::Pos, pos), 0);
 const_assert_eq!(std::mem::offset_of!(ring::Pos, count), 8);
@@ -261,6 +261,13 @@ impl ClaimGuard<'_> {
     pub(crate) fn copy_to_uninit(&self, dst: &mut [std::mem::MaybeUninit<u8>]) {
         let len = self.len();
         assert!(dst.len() >= len, "destination shorter than the message");
+        if self.c.inline {
+            let bytes = self.c.word.to_le_bytes();
+            // SAFETY: `len <= 8` bytes from a local array into `dst`, at least `len` long
+            // (checked above); distinct buffers.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst.as_mut_ptr().cast::<u8>(), len) };
+            return;
+        }
         let (off, total) = self.q.data_offset(self.c.pos);
         let first = len.min(total - off);
         let dst = dst.as_mut_ptr().cast::<u8>();
@@ -273,6 +280,29 @@ impl ClaimGuard<'_> {
             // SAFETY: as above; the message wrapped, its rest starts at the data area's base.
             unsafe { std::ptr::copy_nonoverlapping(self.q.at.data, dst.wrapping_add(first), len - first) };
         }
+    }
+
+    /// Copies the message out, releases its cells, then decodes it: on the stack when it is
+    /// at most [`STACK_MESSAGE`] bytes, through the thread's scratch buffer otherwise.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] if the message is not a `T`.
+    pub(crate) fn decode<T: serde::de::DeserializeOwned>(self) -> Result<T> {
+        let len = self.len();
+        if len <= STACK_MESSAGE {
+            let mut stack = [0u8; STACK_MESSAGE];
+            self.copy_to(&mut stack[..len]);
+            drop(self);
+            return decode(&stack[..len]);
+        }
+        with_scratch(|buf| {
+            buf.reserve(len);
+            self.copy_to_uninit(buf.spare_capacity_mut());
+            // SAFETY: `copy_to_uninit` initialised the first `len` bytes of the spare capacity.
+            unsafe { buf.set_len(len) };
+            drop(self);
+            decode(buf)
+        })
     }
 
     /// Copies the message into a new vector.
@@ -409,8 +439,12 @@ impl RawQueue {
         })?;
         #[cfg(feature = "kill-points")]
         kill_point(KillPoint::ProducerAfterReserve);
-        self.write_at(t, buf);
-        r.commit(me, t, buf.len() as u64);
+        if buf.len() <= ring::INLINE {
+            r.commit_inline(me, t, buf);
+        } else {
+            self.write_at(t, buf);
+            r.commit(me, t, buf.len() as u64);
+        }
         Ok(())
     }
 
@@ -519,6 +553,29 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         }
         Err(_) => f(&mut Vec::new()),
     })
+}
+
+/// Messages up to this many bytes are encoded and decoded in a stack buffer.
+const STACK_MESSAGE: usize = 64;
+
+/// Encodes `value` with postcard and hands the bytes to `put`: from a stack buffer when they
+/// fit in [`STACK_MESSAGE`] bytes (no thread-local, no heap), else from the scratch buffer.
+///
+/// # Errors
+/// [`Error::Codec`] if the value cannot be encoded; whatever `put` returns.
+pub(crate) fn with_encoded<T: serde::Serialize + ?Sized, R>(
+    value: &T,
+    put: impl FnOnce(&[u8]) -> Result<R>,
+) -> Result<R> {
+    let mut stack = [0u8; STACK_MESSAGE];
+    match postcard::to_slice(value, &mut stack) {
+        Ok(bytes) => put(bytes),
+        Err(postcard::Error::SerializeBufferFull) => with_scratch(|buf| {
+            encode(value, buf)?;
+            put(buf)
+        }),
+        Err(e) => Err(Error::Codec(e.to_string())),
+    }
 }
 
 /// Encodes `value` with postcard into `buf` (cleared first).

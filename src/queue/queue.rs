@@ -11,7 +11,7 @@ use static_assertions::const_assert_eq;
 use super::eventcount::EventCount;
 use super::ring::Line;
 use super::shim::AtomicU64;
-use super::{QUEUE_SLOTS, RawQueue, RingRef, cells_for_capacity, decode, encode, region_len, with_scratch};
+use super::{QUEUE_SLOTS, RawQueue, RingRef, cells_for_capacity, region_len, with_encoded};
 use crate::error::{Error, Result, TryPutError};
 use crate::layout::{CACHE_LINE, Kind, ShmSafe};
 use crate::segment::{self, Segment, Spec};
@@ -318,20 +318,11 @@ impl<T> Queue<T> {
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn put_inner(&self, value: &T, block: bool, deadline: Deadline) -> Result<()> {
-        with_scratch(|buf| {
-            encode(value, buf)?;
-            self.core.raw.put_bytes(buf, block, deadline)
-        })
+        with_encoded(value, |bytes| self.core.raw.put_bytes(bytes, block, deadline))
     }
 
     fn get_inner(&self, block: bool, deadline: Deadline) -> Result<T> {
-        let g = self.core.raw.claim(block, deadline)?;
-        with_scratch(|buf| {
-            buf.resize(g.len(), 0);
-            g.copy_to(buf);
-            drop(g);
-            decode(buf)
-        })
+        self.core.raw.claim(block, deadline)?.decode()
     }
 
     /// Puts `value`, waiting for room.
@@ -392,14 +383,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// The first error of [`put`](Self::put); the values before it were put.
     pub fn put_many(&self, values: impl IntoIterator<Item = T>) -> Result<usize> {
         let mut n = 0;
-        with_scratch(|buf| {
-            for v in values {
-                encode(&v, buf)?;
-                self.core.raw.put_bytes(buf, true, None)?;
-                n += 1;
-            }
-            Ok(n)
-        })
+        for v in values {
+            self.put_inner(&v, true, None)?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Takes up to `max` values: waits for the first, then takes what is there without waiting.

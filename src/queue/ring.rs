@@ -5,26 +5,29 @@
 //! # Positions and stamps
 //!
 //! `tail` and `head` count cells since creation and only grow; cell `p & (n - 1)` holds position
-//! `p`. Each cell has a stamp, which says for which position it is ready:
+//! `p`. Each cell has a stamp, which says for which position it is ready, and a second word:
 //!
-//! | stamp            | meaning                                                         |
-//! |------------------|-----------------------------------------------------------------|
-//! | `free(p) = 2p`   | released by the consumer of `p - n`: a producer may write `p`   |
-//! | `commit(p) = 2p+1` | first cell of a committed message at `p` (length in `len`)    |
+//! | stamp                         | meaning                                                        |
+//! |-------------------------------|----------------------------------------------------------------|
+//! | `free(p) = p << 4`            | released by the consumer of `p - n`: a producer may write `p`  |
+//! | `committed(p) = p << 4 \| 1`   | first cell of a committed message at `p`, its length in `word` |
+//! | `p << 4 \| (2 + len)`          | a committed message of `len <= 8` bytes held in `word` itself  |
 //!
 //! A message of `len` bytes takes `k = max(1, ceil(len / 64))` consecutive positions (its bytes
 //! wrap around the end of the data area). Only its first stamp changes on commit; the consumer
-//! that takes it releases all `k` cells, each to `free(p + n)`.
+//! that takes it releases all `k` cells, each to `free(p + n)`. A message of at most
+//! [`INLINE`] bytes travels in its cell's `word` and leaves the data area alone: one cache line
+//! carries four such messages, where a message in the data area moves a whole line of its own.
 //!
 //! ```text
 //! producer                                   consumer
 //! t = tail; space? (stamp(t+k-1) == free,    h = head; s = stamp(h)
-//!   else t + k <= head + n)                  s == commit(h): k from len
+//!   else t + k <= head + n)                  s == commit(h): k from word
 //! intent := [t, t+k)                         intent := [h, h+k)
 //! CAS tail t -> t+k            (reserve)     CAS head h -> h+k            (claim)
 //! wait stamp(p) == free(p) for each p        copy the bytes out
 //! copy the bytes in                          stamp(p) := free(p+n) for each p  (release)
-//! len(t) := len; stamp(t) := commit(t)       intent := empty; wake producers
+//! word(t) := len; stamp(t) := commit(t)       intent := empty; wake producers
 //! intent := empty; wake consumers
 //! ```
 //!
@@ -152,30 +155,66 @@ impl Slot {
     }
 }
 
-/// A cell's stamp and, in a message's first cell, the message length.
+/// A cell's stamp and, in a message's first cell, the message length (or the message itself).
 #[repr(C)]
 pub(crate) struct CellMeta {
     pub(crate) stamp: AtomicU64,
-    pub(crate) len: AtomicU64,
+    /// The length of a message in the data area, or the bytes of an inline one (little endian).
+    pub(crate) word: AtomicU64,
 }
 
 impl CellMeta {
     /// The meta of cell `i` in a fresh ring.
     pub(crate) fn new(i: u64) -> CellMeta {
-        CellMeta { stamp: AtomicU64::new(free(i)), len: AtomicU64::new(0) }
+        CellMeta { stamp: AtomicU64::new(free(i)), word: AtomicU64::new(0) }
     }
 }
+
+/// Bits of a stamp below the position.
+const STATE_BITS: u32 = 4;
+const STATE_MASK: u64 = (1 << STATE_BITS) - 1;
+/// State of the first cell of a committed message whose bytes are in the data area.
+const EXTERNAL: u64 = 1;
+/// The longest message carried in its cell's `word`.
+pub(crate) const INLINE: usize = 8;
 
 /// Stamp of a cell ready for a producer writing position `p`.
 #[inline]
 pub(crate) const fn free(p: u64) -> u64 {
-    p << 1
+    p << STATE_BITS
 }
 
-/// Stamp of the first cell of a message committed at position `p`.
+/// Stamp of the first cell of a message committed at position `p`, its bytes in the data area.
 #[inline]
 pub(crate) const fn committed(p: u64) -> u64 {
-    (p << 1) | 1
+    (p << STATE_BITS) | EXTERNAL
+}
+
+/// Stamp of a message of `len <= INLINE` bytes committed at position `p` in its cell's word.
+#[inline]
+pub(crate) const fn committed_inline(p: u64, len: usize) -> u64 {
+    (p << STATE_BITS) | (2 + len as u64)
+}
+
+/// Whether stamp `s` marks a message committed at position `p` (in either form).
+#[inline]
+pub(crate) const fn is_committed(s: u64, p: u64) -> bool {
+    s >> STATE_BITS == p && s & STATE_MASK != 0
+}
+
+/// The position a stamp speaks of.
+#[inline]
+const fn stamp_pos(s: u64) -> u64 {
+    s >> STATE_BITS
+}
+
+/// For a committed stamp and its cell's word: the message length, and whether it is inline.
+#[inline]
+fn message_of(s: u64, word: u64) -> (u64, bool) {
+    match s & STATE_MASK {
+        EXTERNAL => (word, false),
+        st => (st - 2, true),
+    }
 }
 
 /// Cells taken by a message of `len` bytes.
@@ -196,12 +235,15 @@ pub(crate) enum Reserve {
     Closed,
 }
 
-/// A claimed message: positions `[pos, pos + cells)`, `len` bytes.
+/// A claimed message: positions `[pos, pos + cells)`, `len` bytes, in the data area or, when
+/// `inline` is set, in `word`'s first `len` bytes (little endian).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Claimed {
     pub(crate) pos: u64,
     pub(crate) len: u64,
     pub(crate) cells: u64,
+    pub(crate) inline: bool,
+    pub(crate) word: u64,
 }
 
 /// Outcome of a claim attempt.
@@ -286,9 +328,11 @@ impl Ring<'_> {
         let mut steps = 0;
         while p < t && steps < n {
             let cell = self.cell(p);
-            if cell.stamp.load(Ordering::Acquire) == committed(p) {
+            let s = cell.stamp.load(Ordering::Acquire);
+            if is_committed(s, p) {
                 count += 1;
-                p += cells_for(cell.len.load(Ordering::Relaxed)).min(n);
+                let (len, inline) = message_of(s, cell.word.load(Ordering::Relaxed));
+                p += if inline { 1 } else { cells_for(len).min(n) };
             } else {
                 p += 1;
             }
@@ -307,7 +351,7 @@ impl Ring<'_> {
     /// Whether the message at the head is committed (a get would not block).
     pub(crate) fn head_ready(&self) -> bool {
         let h = self.hdr.head.0.pos.load(Ordering::Acquire);
-        self.cell(h).stamp.load(Ordering::Acquire) == committed(h)
+        is_committed(self.cell(h).stamp.load(Ordering::Acquire), h)
     }
 
     /// Whether `k` more cells (and, with a maxsize, one more message) fit now.
@@ -381,9 +425,21 @@ impl Ring<'_> {
     /// After a reservation of `[t, t + k)`: waits until every cell was released by the consumer
     /// of the previous lap, releasing it ourselves if that consumer died. Short: those cells are
     /// claimed already, their consumer is copying them out.
+    #[inline]
     pub(crate) fn wait_released(&self, t: u64, k: u64) {
-        let n = self.cells();
         for p in t..t + k {
+            if self.cell(p).stamp.load(Ordering::Acquire) != free(p) {
+                self.wait_released_from(p, t + k);
+                return;
+            }
+        }
+    }
+
+    /// `wait_released` from position `from` on, where the stamp was not free yet.
+    #[cold]
+    fn wait_released_from(&self, from: u64, end: u64) {
+        let n = self.cells();
+        for p in from..end {
             let cell = self.cell(p);
             let want = free(p);
             let mut spinner = Spinner::new();
@@ -421,11 +477,26 @@ impl Ring<'_> {
 
     /// Publishes the message written at `[t, ..)`: one release store of its first stamp.
     pub(crate) fn commit(&self, me: &Slot, t: u64, len: u64) {
+        self.publish(me, t, len, committed(t));
+    }
+
+    /// Publishes a message of `bytes.len() <= INLINE` bytes in the word of cell `t` (reserved
+    /// with `k = 1`): nothing in the data area.
+    pub(crate) fn commit_inline(&self, me: &Slot, t: u64, bytes: &[u8]) {
+        let word = match <[u8; INLINE]>::try_from(bytes) {
+            Ok(all) => u64::from_le_bytes(all),
+            Err(_) => bytes.iter().rev().fold(0, |w, b| (w << 8) | u64::from(*b)),
+        };
+        self.publish(me, t, word, committed_inline(t, bytes.len()));
+    }
+
+    #[inline]
+    fn publish(&self, me: &Slot, t: u64, word: u64, stamp: u64) {
         let cell = self.cell(t);
-        cell.len.store(len, Ordering::Relaxed);
+        cell.word.store(word, Ordering::Relaxed);
         #[cfg(feature = "kill-points")]
         super::kill_point(super::KillPoint::ProducerBeforeCommit);
-        cell.stamp.store(committed(t), Ordering::Release);
+        cell.stamp.store(stamp, Ordering::Release);
         // After the commit: a consumer that sees the intent gone also sees the commit.
         me.prod_hi.store(0, Ordering::Release);
         if self.hdr.conf.0.maxsize.load(Ordering::Relaxed) != 0 {
@@ -466,7 +537,17 @@ impl Ring<'_> {
     }
 
     /// Reserves room for `k` cells, waiting (spin, then sleep) until `deadline` when `block`.
+    #[inline]
     pub(crate) fn reserve(&self, me: &Slot, k: u64, block: bool, deadline: Deadline) -> Result<u64, Fail> {
+        if let Reserve::Ok(t) = self.try_reserve(me, k) {
+            self.wait_released(t, k);
+            return Ok(t);
+        }
+        self.reserve_slow(me, k, block, deadline)
+    }
+
+    #[cold]
+    fn reserve_slow(&self, me: &Slot, k: u64, block: bool, deadline: Deadline) -> Result<u64, Fail> {
         let mut spinner = Spinner::new();
         loop {
             match self.try_reserve(me, k) {
@@ -503,8 +584,9 @@ impl Ring<'_> {
             let h = head.pos.load(Ordering::Acquire);
             let cell = self.cell(h);
             let s = cell.stamp.load(Ordering::Acquire);
-            if s == committed(h) {
-                let k = cells_for(cell.len.load(Ordering::Relaxed)).min(n);
+            if is_committed(s, h) {
+                let (len, inline) = message_of(s, cell.word.load(Ordering::Relaxed));
+                let k = if inline { 1 } else { cells_for(len).min(n) };
                 me.cons_lo.store(h, Ordering::Release);
                 me.cons_hi.store(h + k, Ordering::Release);
                 announced = true;
@@ -513,14 +595,16 @@ impl Ring<'_> {
                     if self.hdr.conf.0.maxsize.load(Ordering::Relaxed) != 0 {
                         head.count.fetch_add(1, Ordering::Release);
                     }
-                    let len = cell.len.load(Ordering::Relaxed);
+                    // Ours now: the word cannot change until we release the cell.
+                    let word = cell.word.load(Ordering::Relaxed);
+                    let (len, _) = message_of(s, word);
                     #[cfg(feature = "kill-points")]
                     super::kill_point(super::KillPoint::ConsumerAfterClaim);
-                    return Claim::Msg(Claimed { pos: h, len, cells: k });
+                    return Claim::Msg(Claimed { pos: h, len, cells: k, inline, word });
                 }
                 continue;
             }
-            if s > committed(h) {
+            if stamp_pos(s) > h {
                 spin_hint();
                 continue; // the head moved on and the cell was reused meanwhile
             }
@@ -557,7 +641,7 @@ impl Ring<'_> {
         let head = &self.hdr.head.0;
         let cell = self.cell(h);
         let s = cell.stamp.load(Ordering::Acquire);
-        if s >= committed(h) || head.pos.load(Ordering::Acquire) != h {
+        if is_committed(s, h) || stamp_pos(s) > h || head.pos.load(Ordering::Acquire) != h {
             return true;
         }
         if self.covered(h, Role::Producer) {
@@ -598,7 +682,7 @@ impl Ring<'_> {
                 }
             }
             pause = (pause * 2).min(64);
-            if cell.stamp.load(Ordering::Relaxed) == committed(h)
+            if is_committed(cell.stamp.load(Ordering::Relaxed), h)
                 || self.hdr.head.0.pos.load(Ordering::Relaxed) != h
                 || self.is_closed()
             {
@@ -609,7 +693,16 @@ impl Ring<'_> {
 
     /// Claims the next message, waiting (spin, then sleep) until `deadline` when `block`.
     /// Skips the cells of producers that died mid-message.
+    #[inline]
     pub(crate) fn claim(&self, me: &Slot, block: bool, deadline: Deadline) -> Result<Claimed, Fail> {
+        if let Claim::Msg(c) = self.try_claim(me) {
+            return Ok(c);
+        }
+        self.claim_slow(me, block, deadline)
+    }
+
+    #[cold]
+    fn claim_slow(&self, me: &Slot, block: bool, deadline: Deadline) -> Result<Claimed, Fail> {
         let mut spinner = Spinner::new();
         let mut slice = FIRST_SLICE;
         loop {
@@ -646,7 +739,7 @@ impl Ring<'_> {
                     let ready_now = || {
                         let s = self.cell(h).stamp.load(Ordering::Acquire);
                         let moved = self.hdr.head.0.pos.load(Ordering::Acquire) != h;
-                        (moved || s == committed(h)).then_some(())
+                        (moved || is_committed(s, h)).then_some(())
                     };
                     if self.hdr.not_empty.0.wait_until(slice_deadline(deadline, slice), ready_now).is_none() {
                         slice = (slice * 2).min(MAX_SLICE);

@@ -34,7 +34,9 @@
 //! This file is also compiled by `tests/loom.rs` and `tests/loom_ring.rs` over loom's atomics: it
 //! may only use what `super::shim` provides.
 
-use super::shim::{AtomicU32, Deadline, Ordering, deadline_passed, fence, futex_wait, futex_wake, heavy_barrier, light_fence};
+use super::shim::{
+    AtomicU32, Deadline, Ordering, deadline_passed, fence, futex_wait, futex_wake, heavy_barrier, light_fence,
+};
 
 /// Bit 0 of `seq`: someone may sleep on its current value.
 const SLEEPERS: u32 = 1;
