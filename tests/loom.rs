@@ -1,4 +1,5 @@
-//! loom models of the wait/wake protocols behind Semaphore, Event, Condition and Barrier.
+//! loom models of the wait/wake protocols behind Semaphore, Event, Condition and Barrier, and of
+//! `wait`'s sleep on several eventcounts at once.
 //!
 //! The protocol files of `src/sync/` are included as they ship, over a shim of loom atomics:
 //! `futex_wait` yields while the word holds the expected value (a lost wake-up becomes a spin
@@ -65,7 +66,7 @@ mod semcore;
 
 use barriercore::{Arrival, BarrierCore};
 use condcore::CondCore;
-use eventcount::EventCount;
+use eventcount::{EventCount, FastEventCount};
 use semcore::SemCore;
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -318,5 +319,100 @@ fn barrier_reset_fails_current_waiter() {
         assert!(t.join().unwrap().is_err());
         assert!(!b.is_broken());
         assert_eq!(b.n_waiting(), 0);
+    });
+}
+
+// ---- wait over several eventcounts (pipe::wait's futex_waitv sleep) ---------------------------
+
+/// The kernel's `futex_waitv`, strictly: returns only once some word no longer holds its key.
+/// Without spurious returns a lost wake-up is a spin that never ends, which loom reports.
+fn futex_wait_any(words: &[(&AtomicU32, u32)]) {
+    while words.iter().all(|(w, k)| w.load(Ordering::SeqCst) == *k) {
+        thread::yield_now();
+    }
+}
+
+/// `pipe::wait`'s sleep (see `FastEventCount::announce`): announce on every eventcount, one
+/// barrier, check every flag, sleep on every word; after a wake-up check and start over.
+/// Returns the index of a set flag.
+fn wait_any_of(ecs: &[&FastEventCount], flags: &[&AtomicU32]) -> usize {
+    let ready = || flags.iter().position(|f| f.load(Ordering::Acquire) != 0);
+    loop {
+        let words: Vec<(&AtomicU32, u32)> = ecs
+            .iter()
+            .map(|ec| {
+                let key = ec.announce();
+                (ec.word(), key)
+            })
+            .collect();
+        shim::heavy_barrier(None);
+        if let Some(i) = ready() {
+            return i;
+        }
+        futex_wait_any(&words);
+        if let Some(i) = ready() {
+            return i;
+        }
+    }
+}
+
+/// Publishes flag `i` (Release, as a queue commits a message) and notifies its eventcount.
+fn set_and_notify(flag: &AtomicU32, ec: &FastEventCount) {
+    flag.store(1, Ordering::Release);
+    ec.notify_all();
+}
+
+#[test]
+fn wait_any_wakes_on_the_second_eventcount() {
+    model(|| {
+        let ecs = Arc::new([FastEventCount::new(), FastEventCount::new()]);
+        let flags = Arc::new([AtomicU32::new(0), AtomicU32::new(0)]);
+        let t = thread::spawn({
+            let (ecs, flags) = (ecs.clone(), flags.clone());
+            move || set_and_notify(&flags[1], &ecs[1])
+        });
+        assert_eq!(wait_any_of(&[&ecs[0], &ecs[1]], &[&flags[0], &flags[1]]), 1);
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn wait_any_shares_an_eventcount_with_a_single_waiter() {
+    // Another thread waits on the second eventcount alone, once (loom has no fairness: two
+    // threads that both spin until notified could take turns for ever). Whichever of the two
+    // sets SLEEPERS, the other finds it set, and one notification must serve both.
+    model(|| {
+        let ecs = Arc::new([FastEventCount::new(), FastEventCount::new()]);
+        let flags = Arc::new([AtomicU32::new(0), AtomicU32::new(0)]);
+        let single = thread::spawn({
+            let (ecs, flags) = (ecs.clone(), flags.clone());
+            move || ecs[1].wait_until(Some(()), || (flags[1].load(Ordering::Acquire) != 0).then_some(())).is_some()
+        });
+        let notifier = thread::spawn({
+            let (ecs, flags) = (ecs.clone(), flags.clone());
+            move || set_and_notify(&flags[1], &ecs[1])
+        });
+        assert_eq!(wait_any_of(&[&ecs[0], &ecs[1]], &[&flags[0], &flags[1]]), 1);
+        single.join().unwrap();
+        notifier.join().unwrap();
+    });
+}
+
+#[test]
+fn wait_any_with_two_notifiers_returns_a_set_flag() {
+    model(|| {
+        let ecs = Arc::new([FastEventCount::new(), FastEventCount::new()]);
+        let flags = Arc::new([AtomicU32::new(0), AtomicU32::new(0)]);
+        let ts: Vec<_> = (0..2)
+            .map(|i| {
+                let (ecs, flags) = (ecs.clone(), flags.clone());
+                thread::spawn(move || set_and_notify(&flags[i], &ecs[i]))
+            })
+            .collect();
+        let i = wait_any_of(&[&ecs[0], &ecs[1]], &[&flags[0], &flags[1]]);
+        assert_eq!(flags[i].load(Ordering::SeqCst), 1);
+        for t in ts {
+            t.join().unwrap();
+        }
     });
 }
