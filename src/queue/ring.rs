@@ -507,15 +507,19 @@ impl Ring<'_> {
         self.hdr.not_empty.0.notify_all();
     }
 
-    /// Spins (with back-off) until the last cell a `k`-cell message at the tail needs is
-    /// released, or the tail moved, reading only the tail word and that cell's stamp: reading
-    /// `head` here would pull the consumers' line away from under their CAS. With a maxsize the
-    /// room also depends on the count, so it simply pauses. False once the spin budget is spent.
+    /// Spins (with back-off) until the ring has room again, reading only the tail word and the
+    /// stamp of one cell: reading `head` here would pull the consumers' line away from under
+    /// their CAS. A producer that found the ring full waits, for a few polls, until the
+    /// consumers have released a little more than it needs (up to 32 cells), not just its own
+    /// cells: resuming on the very cell a consumer just released keeps both on the same cache
+    /// lines, message after message. With a maxsize the room also depends on the count, so it
+    /// simply pauses. False once the spin budget is spent.
     fn spin_for_room(&self, k: u64, spinner: &mut Spinner) -> bool {
+        let n = self.cells();
         let t = self.hdr.tail.0.pos.load(Ordering::Relaxed);
         let last = t + k - 1;
-        let cell = self.cell(last);
         let counted = self.hdr.conf.0.maxsize.load(Ordering::Relaxed) != 0;
+        let mut want = last + (n / 4).min(32).min(n - k);
         let mut pause = 1u32;
         loop {
             for _ in 0..pause {
@@ -526,8 +530,11 @@ impl Ring<'_> {
             if counted {
                 return true;
             }
+            if pause == 64 {
+                want = last; // the consumers are slow to free more: take what we need
+            }
             pause = (pause * 2).min(64);
-            if cell.stamp.load(Ordering::Relaxed) == free(last)
+            if self.cell(want).stamp.load(Ordering::Relaxed) == free(want)
                 || self.hdr.tail.0.pos.load(Ordering::Relaxed) != t
                 || self.is_closed()
             {
@@ -539,18 +546,24 @@ impl Ring<'_> {
     /// Reserves room for `k` cells, waiting (spin, then sleep) until `deadline` when `block`.
     #[inline]
     pub(crate) fn reserve(&self, me: &Slot, k: u64, block: bool, deadline: Deadline) -> Result<u64, Fail> {
-        if let Reserve::Ok(t) = self.try_reserve(me, k) {
-            self.wait_released(t, k);
-            return Ok(t);
+        match self.try_reserve(me, k) {
+            Reserve::Ok(t) => {
+                self.wait_released(t, k);
+                Ok(t)
+            }
+            first => self.reserve_slow(me, k, first, block, deadline),
         }
-        self.reserve_slow(me, k, block, deadline)
     }
 
+    /// `reserve` after a first attempt that found no room (it is not repeated at once: another
+    /// look at `head` right away only steals the consumers' line).
     #[cold]
-    fn reserve_slow(&self, me: &Slot, k: u64, block: bool, deadline: Deadline) -> Result<u64, Fail> {
+    fn reserve_slow(&self, me: &Slot, k: u64, first: Reserve, block: bool, deadline: Deadline) -> Result<u64, Fail> {
         let mut spinner = Spinner::new();
+        let mut next = Some(first);
         loop {
-            match self.try_reserve(me, k) {
+            let attempt = next.take().unwrap_or_else(|| self.try_reserve(me, k));
+            match attempt {
                 Reserve::Ok(t) => {
                     self.wait_released(t, k);
                     return Ok(t);
@@ -695,18 +708,22 @@ impl Ring<'_> {
     /// Skips the cells of producers that died mid-message.
     #[inline]
     pub(crate) fn claim(&self, me: &Slot, block: bool, deadline: Deadline) -> Result<Claimed, Fail> {
-        if let Claim::Msg(c) = self.try_claim(me) {
-            return Ok(c);
+        match self.try_claim(me) {
+            Claim::Msg(c) => Ok(c),
+            first => self.claim_slow(me, first, block, deadline),
         }
-        self.claim_slow(me, block, deadline)
     }
 
+    /// `claim` after a first attempt that found no message (not repeated at once: another look
+    /// at `tail` right away only steals the producers' line).
     #[cold]
-    fn claim_slow(&self, me: &Slot, block: bool, deadline: Deadline) -> Result<Claimed, Fail> {
+    fn claim_slow(&self, me: &Slot, first: Claim, block: bool, deadline: Deadline) -> Result<Claimed, Fail> {
         let mut spinner = Spinner::new();
         let mut slice = FIRST_SLICE;
+        let mut next = Some(first);
         loop {
-            match self.try_claim(me) {
+            let attempt = next.take().unwrap_or_else(|| self.try_claim(me));
+            match attempt {
                 Claim::Msg(c) => return Ok(c),
                 Claim::Empty => {
                     if self.is_closed() && !self.has_data() {
