@@ -127,9 +127,18 @@ fn queue_1p1c_typed(iters: u64) -> Duration {
     )
 }
 
+/// Two producers and two consumers: three forked children and the measuring parent as the
+/// second consumer, so that four processes share the cores, as the four threads of the
+/// crossbeam floor do (a parent spinning idle beside four workers would be a fifth).
 fn queue_2p2c(iters: u64) -> Duration {
     let q = Queue::<()>::with_capacity(64 << 10, 0).expect("queue");
     let half = iters / 2;
+    let consume = move |q: &Queue<()>| {
+        let mut buf = Vec::with_capacity(8);
+        for _ in 0..half {
+            q.get_bytes_into(&mut buf).expect("get");
+        }
+    };
     let mut kids: Vec<Box<dyn FnOnce(u64) + Send>> = Vec::new();
     for _ in 0..2 {
         let qp = q.clone();
@@ -138,15 +147,10 @@ fn queue_2p2c(iters: u64) -> Duration {
                 qp.put_bytes(&k.to_le_bytes()).expect("put");
             }
         }));
-        let qc = q.clone();
-        kids.push(Box::new(move |_| {
-            let mut buf = Vec::with_capacity(8);
-            for _ in 0..half {
-                qc.get_bytes_into(&mut buf).expect("get");
-            }
-        }));
     }
-    measure(iters, kids, |_| {})
+    let qc = q.clone();
+    kids.push(Box::new(move |_| consume(&qc)));
+    measure(iters, kids, |_| consume(&q))
 }
 
 fn now_ns() -> u64 {

@@ -169,7 +169,9 @@ impl<T> Queue<T> {
     }
 
     /// An anonymous queue holding up to `capacity` bytes of messages (rounded up to a power of two
-    /// of 64-byte cells) and, when `maxsize > 0`, up to `maxsize` messages.
+    /// of 64-byte cells; a message takes `ceil(len / 64)` cells, one if it is at most 8 bytes,
+    /// which travel inline in the cell's metadata) and, when `maxsize > 0`, up to `maxsize`
+    /// messages.
     ///
     /// # Errors
     /// As [`new`](Self::new); [`Error::InvalidArgument`] for an absurd capacity.
@@ -322,7 +324,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     fn get_inner(&self, block: bool, deadline: Deadline) -> Result<T> {
-        self.core.raw.claim(block, deadline)?.decode()
+        self.core.raw.get_value(block, deadline)
     }
 
     /// Puts `value`, waiting for room.
