@@ -38,7 +38,9 @@ mod shim {
         if deadline.is_some() {
             return false;
         }
-        if word.load(Ordering::SeqCst) == expected {
+        // Strict, as the kernel: no spurious return, so a lost wake-up is a spin that never
+        // ends, which loom reports (a single yield would let the waiter re-check and hide it).
+        while word.load(Ordering::SeqCst) == expected {
             loom::thread::yield_now();
         }
         true

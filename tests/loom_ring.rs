@@ -56,10 +56,14 @@ mod shim {
 
     /// A futex wait may always return spuriously: yield so the notifier can run.
     pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Deadline) -> bool {
-        if word.load(Ordering::SeqCst) == expected {
+        if deadline.is_some() {
+            return false;
+        }
+        // Strict, as the kernel: no spurious return (a lost wake-up never ends, loom reports it).
+        while word.load(Ordering::SeqCst) == expected {
             loom::thread::yield_now();
         }
-        deadline.is_none()
+        true
     }
 
     pub(crate) fn futex_wake(_word: &AtomicU32, _n: u32) {}

@@ -97,7 +97,15 @@ impl EventCount {
             }
             // Every sleeper fences for itself, even when another set SLEEPERS: a notifier may
             // have looked at seq before that one's fence, and published before ours.
-            let sleep_until = if ASYM { heavy_barrier(deadline) } else { deadline };
+            // The announcing CAS is SeqCst already, which orders it before the check below in
+            // the single SeqCst order; the fence says so explicitly (it costs nothing next to a
+            // futex sleep) and lets loom, which models SeqCst accesses as AcqRel, check it.
+            let sleep_until = if ASYM {
+                heavy_barrier(deadline)
+            } else {
+                fence(Ordering::SeqCst);
+                deadline
+            };
             if let Some(r) = ready() {
                 return Some(r);
             }
