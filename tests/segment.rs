@@ -247,7 +247,7 @@ fn wrong_version() {
         Err(Error::WrongVersion { name: n, found, expected }) => {
             assert_eq!(n, name);
             assert_eq!(found, 99);
-            assert_eq!(expected, 2);
+            assert_eq!(expected, 3, "the layout version this build writes (src/layout.rs)");
         }
         other => panic!("expected WrongVersion, got {other:?}"),
     }
