@@ -506,7 +506,12 @@ impl RawQueue {
         let len = c.len as usize;
         out.clear();
         if c.inline {
-            out.extend_from_slice(&c.word.to_le_bytes()[..len]);
+            out.reserve(INLINE_WORD);
+            // SAFETY: the capacity is at least 8 bytes (reserved above): write the whole word
+            // (one store, no copy call), of which the first `len <= 8` bytes are the message.
+            unsafe { out.as_mut_ptr().cast::<[u8; INLINE_WORD]>().write_unaligned(c.word.to_le_bytes()) };
+            // SAFETY: those `len` bytes were just initialised.
+            unsafe { out.set_len(len) };
             self.release_inline(slot, c);
             return Ok(len);
         }
@@ -593,6 +598,10 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         Err(_) => f(&mut Vec::new()),
     })
 }
+
+/// The bytes of an inline message's word.
+const INLINE_WORD: usize = 8;
+const_assert_eq!(INLINE_WORD, ring::INLINE);
 
 /// Messages up to this many bytes are encoded and decoded in a stack buffer.
 const STACK_MESSAGE: usize = 64;

@@ -598,8 +598,9 @@ impl Ring<'_> {
             let cell = self.cell(h);
             let s = cell.stamp.load(Ordering::Acquire);
             if is_committed(s, h) {
-                let (len, inline) = message_of(s, cell.word.load(Ordering::Relaxed));
-                let k = if inline { 1 } else { cells_for(len).min(n) };
+                // An inline message takes one cell; only a data-area one needs its length here.
+                let k =
+                    if s & STATE_MASK == EXTERNAL { cells_for(cell.word.load(Ordering::Relaxed)).min(n) } else { 1 };
                 me.cons_lo.store(h, Ordering::Release);
                 me.cons_hi.store(h + k, Ordering::Release);
                 announced = true;
@@ -610,7 +611,7 @@ impl Ring<'_> {
                     }
                     // Ours now: the word cannot change until we release the cell.
                     let word = cell.word.load(Ordering::Relaxed);
-                    let (len, _) = message_of(s, word);
+                    let (len, inline) = message_of(s, word);
                     #[cfg(feature = "kill-points")]
                     super::kill_point(super::KillPoint::ConsumerAfterClaim);
                     return Claim::Msg(Claimed { pos: h, len, cells: k, inline, word });
