@@ -425,6 +425,7 @@ impl RawQueue {
     ///
     /// # Errors
     /// [`Error::MessageTooLarge`], [`Error::Full`], [`Error::Closed`], or a full registry.
+    #[inline]
     pub(crate) fn put_bytes(&self, buf: &[u8], block: bool, deadline: Deadline) -> Result<()> {
         if buf.len() > self.max_message() {
             return Err(Error::MessageTooLarge { len: buf.len(), max: self.max_message() });
@@ -501,6 +502,7 @@ impl RawQueue {
     ///
     /// # Errors
     /// As [`claim`](Self::claim).
+    #[inline]
     pub(crate) fn get_into(&self, out: &mut Vec<u8>, block: bool, deadline: Deadline) -> Result<usize> {
         let (slot, c) = self.claim_raw(block, deadline)?;
         let len = c.len as usize;

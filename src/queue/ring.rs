@@ -383,6 +383,7 @@ impl Ring<'_> {
     // ---- producers ----------------------------------------------------------------------------
 
     /// Tries to reserve `k` cells (`1 <= k <= cells()`) for one message.
+    #[inline]
     pub(crate) fn try_reserve(&self, me: &Slot, k: u64) -> Reserve {
         let n = self.cells();
         let tail = &self.hdr.tail.0;
@@ -482,6 +483,7 @@ impl Ring<'_> {
 
     /// Publishes a message of `bytes.len() <= INLINE` bytes in the word of cell `t` (reserved
     /// with `k = 1`): nothing in the data area.
+    #[inline]
     pub(crate) fn commit_inline(&self, me: &Slot, t: u64, bytes: &[u8]) {
         let word = match <[u8; INLINE]>::try_from(bytes) {
             Ok(all) => u64::from_le_bytes(all),
@@ -589,6 +591,7 @@ impl Ring<'_> {
     // ---- consumers ----------------------------------------------------------------------------
 
     /// Tries to claim the message at the head.
+    #[inline]
     pub(crate) fn try_claim(&self, me: &Slot) -> Claim {
         let n = self.cells();
         let head = &self.hdr.head.0;
@@ -635,6 +638,7 @@ impl Ring<'_> {
     }
 
     /// Releases the cells of a message once its bytes are copied out.
+    #[inline]
     pub(crate) fn release(&self, me: &Slot, c: Claimed) {
         let n = self.cells();
         for p in c.pos..c.pos + c.cells {
