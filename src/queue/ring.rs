@@ -512,7 +512,7 @@ impl Ring<'_> {
     /// Spins (with back-off) until the ring has room again, reading only the tail word and the
     /// stamp of one cell: reading `head` here would pull the consumers' line away from under
     /// their CAS. A producer that found the ring full waits, for a few polls, until the
-    /// consumers have released a little more than it needs (up to 32 cells), not just its own
+    /// consumers have released more than it needs (up to 128 cells), not just its own
     /// cells: resuming on the very cell a consumer just released keeps both on the same cache
     /// lines, message after message. With a maxsize the room also depends on the count, so it
     /// simply pauses. False once the spin budget is spent.
@@ -521,7 +521,7 @@ impl Ring<'_> {
         let t = self.hdr.tail.0.pos.load(Ordering::Relaxed);
         let last = t + k - 1;
         let counted = self.hdr.conf.0.maxsize.load(Ordering::Relaxed) != 0;
-        let mut want = last + (n / 4).min(32).min(n - k);
+        let mut want = last + (n / 4).min(128).min(n - k);
         let mut pause = 1u32;
         loop {
             for _ in 0..pause {
