@@ -466,8 +466,15 @@ impl<T> Waitable for Queue<T> {
         self.core.raw.is_ready() || self.core.raw.is_closed()
     }
 
+    fn is_ready_slow(&self) -> bool {
+        self.is_ready() || self.core.raw.is_ready_skipping_dead()
+    }
+
     fn wake_source(&self) -> WakeSource<'_> {
-        WakeSource { ring: &self.core.raw, silent: false }
+        // Silent too: a producer killed between its reservation and its commit holds up every
+        // message behind it (until someone skips its cell), and one killed between its commit
+        // and its notification announces nothing.
+        WakeSource { ring: &self.core.raw, silent: true }
     }
 }
 

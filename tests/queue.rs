@@ -236,6 +236,26 @@ fn messages_from_0_bytes_to_1_mib_across_processes() {
     join_ok(&p);
 }
 
+/// Every length around the inline limit (8 bytes travel in the cell's metadata word, 9 and more
+/// in the data area), through each way of getting a message, with distinct bytes.
+#[test]
+fn every_length_around_the_inline_limit_round_trips() {
+    let q = Queue::<Vec<u8>>::with_capacity(4096, 0).unwrap();
+    let msg = |n: usize| -> Vec<u8> { (0..n).map(|i| (i as u8).wrapping_mul(37).wrapping_add(n as u8)).collect() };
+    let mut buf = vec![0xEE; 3];
+    for n in 0..=70 {
+        q.put_bytes(&msg(n)).unwrap();
+        assert_eq!(q.try_get_bytes().unwrap(), msg(n), "get_bytes, {n} bytes");
+        q.put_bytes(&msg(n)).unwrap();
+        assert_eq!(q.try_get_bytes_into(&mut buf).unwrap(), n);
+        assert_eq!(buf, msg(n), "get_bytes_into, {n} bytes");
+        // Typed: postcard's length prefix makes the encoding n + 1 bytes.
+        q.put(msg(n)).unwrap();
+        assert_eq!(q.try_get().unwrap(), msg(n), "typed, {n} bytes");
+    }
+    assert!(matches!(q.try_get_bytes(), Err(Error::Empty)));
+}
+
 #[test]
 fn wrap_around_with_variable_sizes() {
     let _w = Watchdog::new(LIMIT);

@@ -217,6 +217,112 @@ fn inline_consumer_killed_after_release() {
     consumer_killed_at(KillPoint::ConsumerAfterRelease, SMALL);
 }
 
+/// The inline get path that takes the message straight from the cell (no claim guard): a
+/// consumer killed inside it, after its claim or after its release.
+fn inline_consumer_killed_in_get_bytes_into(point: KillPoint) {
+    let _w = Watchdog::new(LIMIT);
+    let _f = fork_lock();
+    let q = Queue::<()>::with_capacity(1024, 0).unwrap();
+    for t in 0..4 {
+        q.put_bytes(&msg_of(t, SMALL)).unwrap();
+    }
+    let victim = spawn({
+        let q = q.clone();
+        move || {
+            let mut buf = Vec::new();
+            q.get_bytes_into(&mut buf).unwrap();
+            assert_eq!(tag_of(&buf), 0);
+            set_kill_point(Some(point));
+            let _ = q.get_bytes_into(&mut buf);
+            std::process::exit(3);
+        }
+    });
+    assert_eq!(join_code(&victim), SIGKILL_EXIT);
+    // Message 1 died with the victim; the rest is intact, and the ring laps through its cell.
+    assert_eq!(tag_of(&q.get_bytes_timeout(LIMIT).unwrap()), 2);
+    assert_eq!(tag_of(&q.get_bytes_timeout(LIMIT).unwrap()), 3);
+    let producer = spawn({
+        let q = q.clone();
+        move || {
+            for t in 100..200 {
+                q.put_bytes_timeout(&msg_of(t, SMALL), LIMIT).unwrap();
+            }
+        }
+    });
+    let mut buf = Vec::new();
+    for t in 100..200 {
+        q.get_bytes_into_timeout(&mut buf, LIMIT).unwrap();
+        assert_eq!(tag_of(&buf), t);
+    }
+    assert_eq!(join_code(&producer), 0);
+    assert_eq!(q.qsize(), 0);
+}
+
+#[test]
+fn inline_consumer_killed_after_claim_in_get_bytes_into() {
+    inline_consumer_killed_in_get_bytes_into(KillPoint::ConsumerAfterClaim);
+}
+
+#[test]
+fn inline_consumer_killed_after_release_in_get_bytes_into() {
+    inline_consumer_killed_in_get_bytes_into(KillPoint::ConsumerAfterRelease);
+}
+
+/// A producer killed between its commit and its notification, while a consumer already sleeps
+/// in `get()` with no timeout: the message is there but nobody announces it. The sleeper must
+/// still find it (it sleeps in bounded slices), not sleep until some other put.
+#[test]
+fn a_sleeping_get_finds_a_message_whose_producer_died_before_notifying() {
+    let _w = Watchdog::new(LIMIT);
+    let _f = fork_lock();
+    let q = Queue::<()>::with_capacity(1024, 0).unwrap();
+    let consumer = spawn({
+        let q = q.clone();
+        move || {
+            let m = q.get_bytes().unwrap();
+            std::process::exit(if tag_of(&m) == 5 { 0 } else { 4 });
+        }
+    });
+    // Let the consumer go to sleep first (if it has not yet, the test still checks delivery).
+    std::thread::sleep(Duration::from_millis(200));
+    let victim = spawn({
+        let q = q.clone();
+        move || {
+            set_kill_point(Some(KillPoint::ProducerAfterCommit));
+            let _ = q.put_bytes(&msg_of(5, SMALL));
+            std::process::exit(3);
+        }
+    });
+    assert_eq!(join_code(&victim), SIGKILL_EXIT);
+    assert_eq!(join_code(&consumer), 0, "the sleeping get did not deliver the committed message");
+}
+
+/// `wait()` on a queue whose head is the reservation of a producer killed before committing,
+/// with a live producer's message behind it: the queue must be reported ready (the dead cell
+/// skipped), not wait for ever.
+#[test]
+fn wait_skips_a_dead_producers_reservation_at_the_head() {
+    let _w = Watchdog::new(LIMIT);
+    let _f = fork_lock();
+    let q = Queue::<()>::with_capacity(1024, 0).unwrap();
+    let victim = spawn({
+        let q = q.clone();
+        move || {
+            set_kill_point(Some(KillPoint::ProducerAfterReserve));
+            let _ = q.put_bytes(&msg_of(1, SMALL));
+            std::process::exit(3);
+        }
+    });
+    assert_eq!(join_code(&victim), SIGKILL_EXIT);
+    let live = spawn({
+        let q = q.clone();
+        move || q.put_bytes(&msg_of(2, SMALL)).unwrap()
+    });
+    assert_eq!(join_code(&live), 0);
+    assert_eq!(shmproc::wait(&[&q as &dyn shmproc::Waitable], None), vec![0]);
+    assert_eq!(tag_of(&q.try_get_bytes().unwrap()), 2);
+}
+
 /// A consumer killed holding a claim while a producer in another process is blocked on exactly
 /// those cells: the producer must notice the death and go on.
 #[test]

@@ -182,7 +182,10 @@ struct Slots(Vec<Entry>);
 
 impl Drop for Slots {
     fn drop(&mut self) {
-        // The thread ends: give back the slots it holds in rings that are still mapped here.
+        // The thread ends: give back the slots it holds in rings that are still mapped here,
+        // and forget the cached one (a later use, from another thread-local's destructor, must
+        // not find a slot that is no longer ours).
+        LAST_SLOT.set((0, 0, 0, 0));
         let generation = crate::sys::proc::fork_generation();
         let me = owner_id();
         for e in &self.0 {
@@ -205,7 +208,7 @@ thread_local! {
     /// The entry of `SLOTS` this thread used last, as `(segment key, ring, generation, slot)`:
     /// one compare instead of a search on every put and get. Valid while that entry is in
     /// `SLOTS` (its `Weak` keeps the key's allocation, so the key cannot name another segment);
-    /// `register`, the only place that removes entries, resets it.
+    /// the two places that remove entries, `register` and `Slots::drop`, reset it.
     static LAST_SLOT: Cell<(usize, usize, u64, usize)> = const { Cell::new((0, 0, 0, 0)) };
 }
 
@@ -271,8 +274,11 @@ impl ClaimGuard<'_> {
         let (off, total) = self.q.data_offset(self.c.pos);
         let first = len.min(total - off);
         let dst = dst.as_mut_ptr().cast::<u8>();
-        // SAFETY: as in `copy_to`: the claimed cells are ours to read, the source lies in the data
-        // area, `dst` is a distinct buffer of at least `len` bytes (checked above).
+        // SAFETY: the cells [pos, pos + cells) are claimed by us: no producer writes them until we
+        // release them, and the producer's writes happen-before our claim (commit/acquire). The
+        // source range `off..off + first` lies inside the data area (`len` is bounded by the
+        // area's size, `first` by its end); `dst` is a distinct buffer of at least `len` bytes
+        // (checked above).
         unsafe { std::ptr::copy_nonoverlapping(self.q.at.data.wrapping_add(off), dst, first) };
         #[cfg(feature = "kill-points")]
         kill_point(KillPoint::ConsumerMidCopy);
@@ -328,6 +334,9 @@ impl Drop for ClaimGuard<'_> {
 impl RawQueue {
     /// The ring at `offset` in `seg`'s payload, whose region was initialised with `cells`/`slots`.
     pub(crate) fn new(seg: Arc<Segment>, offset: usize, cells: u64, slots: u64, ring: usize) -> RawQueue {
+        // Register this process for the rings' asymmetric fences now, not on its first put or
+        // get (it can stall for milliseconds); see `sys::membarrier`.
+        crate::sys::membarrier::notifier_registered();
         let base = seg.payload().wrapping_add(offset);
         RawQueue { at: RingRef::at(base, cells, slots), seg, ring }
     }
@@ -364,12 +373,20 @@ impl RawQueue {
 
     #[cold]
     fn slot_slow(&self, generation: u64, key: *const Segment) -> Result<usize> {
-        let found = SLOTS.with(|s| {
-            let s = s.borrow();
-            s.0.iter()
-                .find(|e| e.seg.as_ptr() == key && e.ring == self.ring && e.generation == generation)
-                .map(|e| e.slot)
-        });
+        let found = SLOTS
+            .try_with(|s| {
+                let s = s.borrow();
+                s.0.iter()
+                    .find(|e| e.seg.as_ptr() == key && e.ring == self.ring && e.generation == generation)
+                    .map(|e| e.slot)
+            })
+            .map_err(|_| {
+                Error::InvalidArgument(
+                    "a queue or pipe was used from a thread-local destructor after this thread's \
+                     queue registry was torn down; use it before the thread ends"
+                        .to_owned(),
+                )
+            })?;
         let slot = match found {
             Some(i) => i,
             None => self.register(generation)?,
@@ -552,6 +569,27 @@ impl RawQueue {
     /// Whether a get would find a committed message now.
     pub(crate) fn is_ready(&self) -> bool {
         self.view().head_ready()
+    }
+
+    /// Whether a get would find a committed message, after skipping any cells at the head that
+    /// producers reserved and died before committing (which nothing else would skip unless a
+    /// get ran). Reads `/proc` for the producers of such cells: for `wait`'s slow checks only.
+    pub(crate) fn is_ready_skipping_dead(&self) -> bool {
+        let Ok(slot) = self.slot() else {
+            return self.is_ready();
+        };
+        let r = self.view();
+        let me = &r.slots[slot];
+        for _ in 0..r.cells() {
+            if r.head_ready() {
+                return true;
+            }
+            let h = r.hdr.head.0.pos.load(shim::Ordering::Acquire);
+            if r.hdr.tail.0.pos.load(shim::Ordering::Acquire) <= h || !r.skip_if_producer_dead(me, h) {
+                return false; // empty, or its producer is alive and writing
+            }
+        }
+        r.head_ready()
     }
 
     /// Whether a one-cell message would not fit now (approximate).

@@ -26,10 +26,14 @@
 //! intent := [t, t+k)                         intent := [h, h+k)
 //! CAS tail t -> t+k            (reserve)     CAS head h -> h+k            (claim)
 //! wait stamp(p) == free(p) for each p        copy the bytes out
-//! copy the bytes in                          stamp(p) := free(p+n) for each p  (release)
-//! word(t) := len; stamp(t) := commit(t)       intent := empty; wake producers
+//! copy the bytes in (or, len <= 8: none)     stamp(p) := free(p+n) for each p  (release)
+//! word(t) := len (or the bytes)              intent := empty; wake producers
+//! stamp(t) := commit(t) (or inline(t, len))
 //! intent := empty; wake consumers
 //! ```
+//!
+//! Positions fit in the stamp's upper 60 bits: a ring stops at 2^60 cells since creation
+//! (36 years at a billion messages a second).
 //!
 //! # Death at any instruction
 //!
@@ -209,11 +213,14 @@ const fn stamp_pos(s: u64) -> u64 {
 }
 
 /// For a committed stamp and its cell's word: the message length, and whether it is inline.
+/// Both are bounded whatever the shared bytes say (a corrupt or hostile segment must not make
+/// a reader copy past its buffers): an inline length to [`INLINE`], an external one to the
+/// `max` bytes of the data area.
 #[inline]
-fn message_of(s: u64, word: u64) -> (u64, bool) {
+fn message_of(s: u64, word: u64, max: u64) -> (u64, bool) {
     match s & STATE_MASK {
-        EXTERNAL => (word, false),
-        st => (st - 2, true),
+        EXTERNAL => (word.min(max), false),
+        st => ((st - 2).min(INLINE as u64), true),
     }
 }
 
@@ -331,8 +338,12 @@ impl Ring<'_> {
             let s = cell.stamp.load(Ordering::Acquire);
             if is_committed(s, p) {
                 count += 1;
-                let (len, inline) = message_of(s, cell.word.load(Ordering::Relaxed));
-                p += if inline { 1 } else { cells_for(len).min(n) };
+                let word = cell.word.load(Ordering::Acquire);
+                let (len, inline) = message_of(s, word, n * CELL as u64);
+                // The word is the length only while the stamp still says so (the message may
+                // have been taken and its cell reused meanwhile): else step one cell.
+                let stable = cell.stamp.load(Ordering::Acquire) == s;
+                p += if inline || !stable { 1 } else { cells_for(len).min(n) };
             } else {
                 p += 1;
             }
@@ -485,6 +496,7 @@ impl Ring<'_> {
     /// with `k = 1`): nothing in the data area.
     #[inline]
     pub(crate) fn commit_inline(&self, me: &Slot, t: u64, bytes: &[u8]) {
+        debug_assert!(bytes.len() <= INLINE, "an inline message is at most {INLINE} bytes");
         let word = match <[u8; INLINE]>::try_from(bytes) {
             Ok(all) => u64::from_le_bytes(all),
             Err(_) => bytes.iter().rev().fold(0, |w, b| (w << 8) | u64::from(*b)),
@@ -614,7 +626,7 @@ impl Ring<'_> {
                     }
                     // Ours now: the word cannot change until we release the cell.
                     let word = cell.word.load(Ordering::Relaxed);
-                    let (len, inline) = message_of(s, word);
+                    let (len, inline) = message_of(s, word, n * CELL as u64);
                     #[cfg(feature = "kill-points")]
                     super::kill_point(super::KillPoint::ConsumerAfterClaim);
                     return Claim::Msg(Claimed { pos: h, len, cells: k, inline, word });
@@ -740,7 +752,10 @@ impl Ring<'_> {
                     if self.spin_for_head(&mut spinner) {
                         continue;
                     }
-                    self.hdr.not_empty.0.wait_until(deadline, || (self.has_data() || self.is_closed()).then_some(()));
+                    // In slices: a producer killed between its commit and its notification
+                    // leaves a message nobody announces.
+                    let d = slice_deadline(deadline, MAX_SLICE);
+                    self.hdr.not_empty.0.wait_until(d, || (self.has_data() || self.is_closed()).then_some(()));
                 }
                 Claim::Pending(h) => {
                     if !block {

@@ -37,15 +37,23 @@ pub(crate) fn light_fence() {
 }
 
 /// The sleeper's half: a membarrier on every CPU running a registered process. Returns the
-/// deadline to sleep until: `deadline` itself, or, if the kernel refused the barrier (so a
-/// registered notifier's change may be missed), at most a millisecond from now, so that the
-/// sleeper looks again soon.
+/// deadline to sleep until: `deadline` itself, or, if the kernel refused the barrier to this
+/// process alone (so a registered notifier's change may be missed), at most a millisecond from
+/// now, so that the sleeper looks again soon.
 #[inline]
 pub(crate) fn heavy_barrier(deadline: Deadline) -> Deadline {
-    if crate::sys::membarrier::global_barrier() {
-        return deadline;
+    use crate::sys::membarrier::{Barrier, global_barrier};
+    match global_barrier() {
+        Barrier::Done => deadline,
+        // No process could register on this kernel: every notifier fences fully, as we do.
+        Barrier::Unsupported => {
+            fence(Ordering::SeqCst);
+            deadline
+        }
+        Barrier::Refused => {
+            fence(Ordering::SeqCst);
+            let soon = crate::sys::clock::MonoTime::after(std::time::Duration::from_millis(1));
+            Some(deadline.map_or(soon, |d| d.min(soon)))
+        }
     }
-    fence(Ordering::SeqCst);
-    let soon = crate::sys::clock::MonoTime::after(std::time::Duration::from_millis(1));
-    Some(deadline.map_or(soon, |d| d.min(soon)))
 }
