@@ -336,7 +336,7 @@ impl RawQueue {
     pub(crate) fn new(seg: Arc<Segment>, offset: usize, cells: u64, slots: u64, ring: usize) -> RawQueue {
         // Register this process for the rings' asymmetric fences now, not on its first put or
         // get (it can stall for milliseconds); see `sys::membarrier`.
-        crate::sys::membarrier::notifier_registered();
+        crate::sys::membarrier::register_notifier();
         let base = seg.payload().wrapping_add(offset);
         RawQueue { at: RingRef::at(base, cells, slots), seg, ring }
     }
@@ -525,10 +525,10 @@ impl RawQueue {
         let len = c.len as usize;
         out.clear();
         if c.inline {
-            out.reserve(INLINE_WORD);
+            out.reserve(ring::INLINE);
             // SAFETY: the capacity is at least 8 bytes (reserved above): write the whole word
             // (one store, no copy call), of which the first `len <= 8` bytes are the message.
-            unsafe { out.as_mut_ptr().cast::<[u8; INLINE_WORD]>().write_unaligned(c.word.to_le_bytes()) };
+            unsafe { out.as_mut_ptr().cast::<[u8; ring::INLINE]>().write_unaligned(c.word.to_le_bytes()) };
             // SAFETY: those `len` bytes were just initialised.
             unsafe { out.set_len(len) };
             self.release_inline(slot, c);
@@ -638,10 +638,6 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         Err(_) => f(&mut Vec::new()),
     })
 }
-
-/// The bytes of an inline message's word.
-const INLINE_WORD: usize = 8;
-const_assert_eq!(INLINE_WORD, ring::INLINE);
 
 /// Messages up to this many bytes are encoded and decoded in a stack buffer.
 const STACK_MESSAGE: usize = 64;

@@ -66,6 +66,23 @@ pub(crate) const CELL: usize = 64;
 const FIRST_SLICE: std::time::Duration = std::time::Duration::from_millis(1);
 const MAX_SLICE: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// The longest back-off between two polls of a waiter, in spins.
+const MAX_PAUSE: u32 = 64;
+
+/// One back-off step of a polling waiter: `*pause` spins, then the next step twice as long (up
+/// to [`MAX_PAUSE`]), so that a waiter polls the line its peer writes less and less often. False
+/// once the spinner's budget is spent.
+#[inline]
+fn backoff(spinner: &mut Spinner, pause: &mut u32) -> bool {
+    for _ in 0..*pause {
+        if !spinner.spin() {
+            return false;
+        }
+    }
+    *pause = (*pause * 2).min(MAX_PAUSE);
+    true
+}
+
 /// A value on its own cache line.
 #[repr(C, align(64))]
 pub(crate) struct Line<T>(pub(crate) T);
@@ -536,18 +553,15 @@ impl Ring<'_> {
         let mut want = last + (n / 4).min(128).min(n - k);
         let mut pause = 1u32;
         loop {
-            for _ in 0..pause {
-                if !spinner.spin() {
-                    return false;
-                }
+            if !backoff(spinner, &mut pause) {
+                return false;
             }
             if counted {
                 return true;
             }
-            if pause == 64 {
+            if pause == MAX_PAUSE {
                 want = last; // the consumers are slow to free more: take what we need
             }
-            pause = (pause * 2).min(64);
             if self.cell(want).stamp.load(Ordering::Relaxed) == free(want)
                 || self.hdr.tail.0.pos.load(Ordering::Relaxed) != t
                 || self.is_closed()
@@ -706,12 +720,9 @@ impl Ring<'_> {
         let cell = self.cell(h);
         let mut pause = 1u32;
         loop {
-            for _ in 0..pause {
-                if !spinner.spin() {
-                    return false;
-                }
+            if !backoff(spinner, &mut pause) {
+                return false;
             }
-            pause = (pause * 2).min(64);
             if is_committed(cell.stamp.load(Ordering::Relaxed), h)
                 || self.hdr.head.0.pos.load(Ordering::Relaxed) != h
                 || self.is_closed()

@@ -36,6 +36,12 @@ pub(crate) fn notifier_registered() -> bool {
     }
 }
 
+/// Registers this process now if it has not been (see the module docs: done when a queue or
+/// pipe is created or attached, so that no put pays for it).
+pub(crate) fn register_notifier() {
+    let _ = notifier_registered();
+}
+
 #[cold]
 fn register() -> bool {
     // SAFETY: membarrier takes no pointers; an unknown command fails with EINVAL.
