@@ -438,6 +438,19 @@ fn joinable_failed_put_does_not_count() {
 }
 
 #[test]
+fn joinable_put_many_counts_one_task_per_item() {
+    let q = JoinableQueue::<u8>::new().unwrap();
+    assert_eq!(q.put_many([1, 2, 3]).unwrap(), 3);
+    for _ in 0..3 {
+        q.get().unwrap();
+        assert!(!q.try_join(), "join() must wait for every item put_many put");
+        q.task_done().unwrap();
+    }
+    assert!(q.try_join());
+    assert!(matches!(q.task_done(), Err(Error::TaskDoneTooManyTimes)));
+}
+
+#[test]
 fn simple_queue_across_processes() {
     let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();

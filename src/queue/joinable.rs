@@ -21,7 +21,8 @@ pub(crate) struct JoinableQueueOf<T>(PhantomData<T>);
 ///
 /// Every successful put adds one unfinished task; [`task_done`](Self::task_done) removes one;
 /// [`join`](Self::join) waits until none is left. It derefs to [`Queue`] for everything else
-/// (`get`, `qsize`, `close`, bytes...). Note: `put_bytes` on the inner queue does not count a task.
+/// (`get`, `qsize`, `close`, bytes...). Note: the bytes puts (`put_bytes`...) of the inner queue
+/// count no task.
 ///
 /// # Example
 /// ```
@@ -186,5 +187,19 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     pub fn put_timeout(&self, value: T, timeout: Duration) -> Result<(), TryPutError<T>> {
         self.add_task();
         self.q.put_timeout(value, timeout).map_err(|e| self.undo_task(e))
+    }
+
+    /// Puts every value in order, counting one unfinished task per value put; returns how many
+    /// were put. (Shadows [`Queue::put_many`], which counts no task.)
+    ///
+    /// # Errors
+    /// The first error of [`put`](Self::put); the values before it were put and counted.
+    pub fn put_many(&self, values: impl IntoIterator<Item = T>) -> Result<usize> {
+        let mut n = 0;
+        for v in values {
+            self.put(v)?;
+            n += 1;
+        }
+        Ok(n)
     }
 }

@@ -73,7 +73,7 @@ impl<T: Pod> Array<T> {
     fn build(name: Option<&str>, len: usize, init: Option<&[T]>) -> Result<Self> {
         let seg = Segment::create(name, Self::spec(len)?, |p| {
             // SAFETY: the payload is ours alone until published, aligned for RawLock.
-            unsafe { RawLock::init(p.cast::<RawLock>(), false) };
+            unsafe { RawLock::init(p.cast::<RawLock>()) };
             if let Some(src) = init {
                 let dst = p.wrapping_add(data_offset(std::mem::align_of::<T>())).cast::<T>();
                 // SAFETY: `dst` is inside the zero-filled payload, aligned for T, with room for
@@ -161,7 +161,7 @@ impl<T: Pod> Array<T> {
     /// As [`Mutex::lock`](crate::Mutex::lock).
     #[doc(alias = "get_lock")]
     pub fn lock(&self) -> LockResult<MutexGuard<'_, [T]>> {
-        self.raw().acquire(Wait::Until(None), || MutexGuard::new(self.raw(), self.data()))
+        self.raw().acquire(Wait::Until(None), false, || MutexGuard::new(self.raw(), self.data()))
     }
 
     /// Takes the lock only if it is free.
@@ -169,7 +169,7 @@ impl<T: Pod> Array<T> {
     /// # Errors
     /// As [`Mutex::try_lock`](crate::Mutex::try_lock).
     pub fn try_lock(&self) -> LockResult<MutexGuard<'_, [T]>> {
-        self.raw().acquire(Wait::No, || MutexGuard::new(self.raw(), self.data()))
+        self.raw().acquire(Wait::No, false, || MutexGuard::new(self.raw(), self.data()))
     }
 
     /// Takes the lock, giving up after `timeout`.
@@ -178,7 +178,7 @@ impl<T: Pod> Array<T> {
     /// As [`Mutex::lock_timeout`](crate::Mutex::lock_timeout).
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<MutexGuard<'_, [T]>> {
         let deadline = Some(crate::sys::clock::MonoTime::after(timeout));
-        self.raw().acquire(Wait::Until(deadline), || MutexGuard::new(self.raw(), self.data()))
+        self.raw().acquire(Wait::Until(deadline), false, || MutexGuard::new(self.raw(), self.data()))
     }
 
     fn check(&self, index: usize) -> Result<()> {

@@ -133,14 +133,21 @@ impl<T: AtomicElement> RawArray<T> {
     }
 
     pub(crate) fn build(name: Option<&str>, kind: Kind, len: usize, init: &[T]) -> Result<Self> {
-        let seg = Segment::create(name, Self::spec(kind, len)?, |_| Ok(()))?;
-        let a = RawArray { seg: Arc::new(seg), len, _t: PhantomData };
-        // The payload is zero-filled (an atomic zero is all-zero bits for every element type);
-        // the segment is not shared yet, but atomics make that irrelevant anyway.
-        for (i, v) in init.iter().enumerate() {
-            T::store(a.atomic(i), *v);
-        }
-        Ok(a)
+        assert!(init.len() <= len, "more initial values than elements");
+        // The values are written before the segment is published (a named one is visible to
+        // `open` from then on, and must show them, not zeros).
+        let seg = Segment::create(name, Self::spec(kind, len)?, |p| {
+            let atoms = p.cast::<T::Atomic>();
+            for (i, v) in init.iter().enumerate() {
+                // SAFETY: the payload holds `len >= init.len()` elements' room, zero-filled (an
+                // atomic zero is all-zero bits for every element type, so a valid atomic),
+                // aligned for `T::Atomic` (the spec's alignment), and ours alone until published.
+                let a = unsafe { &*atoms.wrapping_add(i) };
+                T::store(a, *v);
+            }
+            Ok(())
+        })?;
+        Ok(RawArray { seg: Arc::new(seg), len, _t: PhantomData })
     }
 
     pub(crate) fn attach(name: &str, kind: Kind) -> Result<Self> {

@@ -41,6 +41,8 @@ mod sealed {
 
     pub trait LockSealed {
         fn raw_ref(&self) -> RawRef<'_>;
+        /// Whether the lock may be taken again by its holder (an `RLock`).
+        fn reentrant(&self) -> bool;
     }
 
     pub trait GuardSealed {
@@ -59,12 +61,18 @@ impl<T> sealed::LockSealed for Mutex<T> {
     fn raw_ref(&self) -> sealed::RawRef<'_> {
         sealed::RawRef(self.raw())
     }
+    fn reentrant(&self) -> bool {
+        self.reentrant
+    }
 }
 impl<T> ConditionLock for Mutex<T> {}
 
 impl<T> sealed::LockSealed for ReentrantMutex<T> {
     fn raw_ref(&self) -> sealed::RawRef<'_> {
         sealed::RawRef(self.raw())
+    }
+    fn reentrant(&self) -> bool {
+        true
     }
 }
 impl<T> ConditionLock for ReentrantMutex<T> {}
@@ -328,7 +336,7 @@ impl<L: ConditionLock> Condition<L> {
     /// # Errors
     /// As [`Mutex::acquire`].
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
-        self.lock.raw_ref().0.acquire_python(block, timeout)
+        self.lock.raw_ref().0.acquire_python(block, timeout, self.lock.reentrant())
     }
 
     /// Python's `release()` on the condition's lock (one level).

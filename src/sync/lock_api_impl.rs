@@ -44,7 +44,7 @@ impl RawRobustMutex {
     /// `None` when not acquired; a relock by the owner is `None` too (the `try_` forms must not
     /// panic), and `lock()` turns that into its documented panic.
     fn take(&self, wait: Wait) -> Option<lock_api::GuardNoSend> {
-        match self.lock.acquire(wait, lock_api::GuardNoSend::new) {
+        match self.lock.acquire(wait, false, lock_api::GuardNoSend::new) {
             Ok(g) => Some(g),
             Err(LockError::Poisoned(p)) => Some(p.into_inner()),
             Err(_) => None,
@@ -68,7 +68,7 @@ impl RawRobustMutex {
 // records the owning thread's id, so it must be released by the thread that took it.
 unsafe impl lock_api::RawMutex for RawRobustMutex {
     #[allow(clippy::declare_interior_mutable_const)]
-    const INIT: RawRobustMutex = RawRobustMutex { lock: RawLock::new(false) };
+    const INIT: RawRobustMutex = RawRobustMutex { lock: RawLock::new() };
 
     type Guard = lock_api::GuardNoSend;
 

@@ -57,8 +57,9 @@ pub(crate) struct RawLock {
     word: AtomicU32,
     /// 1 once a holder died or panicked while holding the lock, until `clear_poison`.
     poisoned: AtomicU32,
-    /// 1 for a reentrant lock (set at creation, then read-only).
-    recursive: AtomicU32,
+    /// Unused, 0. (Whether a lock is reentrant is the handle's business, never read from shared
+    /// memory: a flipped bit here must not let a `Mutex` hand out a second `&mut`.)
+    reserved: AtomicU32,
     /// Re-entries beyond the first (reentrant locks; written by the owner only).
     depth: AtomicU32,
     /// The owner's `ThreadIdentity::packed`, stored right after each acquisition and cleared
@@ -73,7 +74,7 @@ const_assert_eq!(std::mem::size_of::<RawLock>(), CACHE_LINE);
 const_assert_eq!(std::mem::align_of::<RawLock>(), CACHE_LINE);
 const_assert_eq!(std::mem::offset_of!(RawLock, word), 0);
 const_assert_eq!(std::mem::offset_of!(RawLock, poisoned), 4);
-const_assert_eq!(std::mem::offset_of!(RawLock, recursive), 8);
+const_assert_eq!(std::mem::offset_of!(RawLock, reserved), 8);
 const_assert_eq!(std::mem::offset_of!(RawLock, depth), 12);
 const_assert_eq!(std::mem::offset_of!(RawLock, owner), 16);
 const_assert_eq!(std::mem::offset_of!(RawLock, py_levels), 24);
@@ -122,12 +123,12 @@ thread_local! {
 }
 
 impl RawLock {
-    /// A free lock (all-zero bytes are the same free, non-reentrant lock).
-    pub(crate) const fn new(recursive: bool) -> RawLock {
+    /// A free lock (all-zero bytes are the same free lock).
+    pub(crate) const fn new() -> RawLock {
         RawLock {
             word: AtomicU32::new(0),
             poisoned: AtomicU32::new(0),
-            recursive: AtomicU32::new(recursive as u32),
+            reserved: AtomicU32::new(0),
             depth: AtomicU32::new(0),
             owner: AtomicU64::new(0),
             py_levels: AtomicU32::new(0),
@@ -138,9 +139,9 @@ impl RawLock {
     ///
     /// # Safety
     /// `p` must be valid for writes, aligned, and unused by anyone else until this returns.
-    pub(crate) unsafe fn init(p: *mut RawLock, recursive: bool) {
+    pub(crate) unsafe fn init(p: *mut RawLock) {
         // SAFETY: guaranteed by the caller.
-        unsafe { p.write(RawLock::new(recursive)) };
+        unsafe { p.write(RawLock::new()) };
     }
 
     /// Whether the word's owner TID is the calling thread *and* the recorded owner is this very
@@ -151,9 +152,10 @@ impl RawLock {
     }
 
     /// Acquires the lock; on success `make` builds the guard. A poisoned acquisition still
-    /// returns the guard, inside `LockError::Poisoned`.
+    /// returns the guard, inside `LockError::Poisoned`. `reentrant` says whether the calling
+    /// handle may take it again while holding it (else that is `WouldDeadlock`).
     #[inline(always)]
-    pub(crate) fn acquire<G>(&self, wait: Wait, make: impl FnOnce() -> G) -> LockResult<G> {
+    pub(crate) fn acquire<G>(&self, wait: Wait, reentrant: bool, make: impl FnOnce() -> G) -> LockResult<G> {
         let me = thread_identity();
         if lockword::try_acquire(&self.word, me.tid) {
             self.owner.store(me.packed, Ordering::Relaxed);
@@ -162,14 +164,20 @@ impl RawLock {
             }
             return Err(LockError::Poisoned(PoisonError::new(make())));
         }
-        self.acquire_slow(me, wait, make)
+        self.acquire_slow(me, wait, reentrant, make)
     }
 
     #[inline(never)]
-    fn acquire_slow<G>(&self, me: ThreadIdentity, wait: Wait, make: impl FnOnce() -> G) -> LockResult<G> {
+    fn acquire_slow<G>(
+        &self,
+        me: ThreadIdentity,
+        wait: Wait,
+        reentrant: bool,
+        make: impl FnOnce() -> G,
+    ) -> LockResult<G> {
         let w = self.word.load(Ordering::Acquire);
         if self.owned_by(w, me) {
-            if self.recursive.load(Ordering::Relaxed) == 0 {
+            if !reentrant {
                 return Err(LockError::WouldDeadlock);
             }
             let depth = self.depth.load(Ordering::Relaxed);
@@ -306,8 +314,8 @@ impl RawLock {
     /// # Errors
     /// [`Error::Poisoned`] (the lock is released again: clear the poison and retry),
     /// [`Error::WouldDeadlock`], [`Error::TooManyRecursions`].
-    pub(crate) fn acquire_python(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
-        match self.acquire(Wait::python(block, timeout), || ()) {
+    pub(crate) fn acquire_python(&self, block: bool, timeout: Option<Duration>, reentrant: bool) -> Result<bool> {
+        match self.acquire(Wait::python(block, timeout), reentrant, || ()) {
             Ok(()) => {
                 let n = self.py_levels.load(Ordering::Relaxed);
                 self.py_levels.store(n + 1, Ordering::Relaxed);
@@ -359,7 +367,8 @@ impl RawLock {
     /// Takes back what [`suspend`](Self::suspend) released, blocking; returns whether the lock
     /// was poisoned meanwhile (it is held either way).
     pub(crate) fn resume(&self, s: Suspended) -> bool {
-        let poisoned = match self.acquire(Wait::Until(None), || ()) {
+        // Not reentrant: `suspend` released every level of this thread.
+        let poisoned = match self.acquire(Wait::Until(None), false, || ()) {
             Ok(()) => false,
             Err(LockError::Poisoned(_)) => true,
             // A blocking acquire with no deadline ends only acquired (possibly poisoned): a
@@ -506,12 +515,15 @@ pub struct Mutex<T> {
     lock: *const RawLock,
     /// The data after the lock's cache line.
     data: *mut T,
+    /// Whether this handle is the inside of a `ReentrantMutex` (set by the constructor, from
+    /// the kind of segment: never read from shared memory).
+    pub(crate) reentrant: bool,
 }
 
 impl<T> Clone for Mutex<T> {
     /// Another handle to the same mutex (the mapping is shared, not copied).
     fn clone(&self) -> Self {
-        Mutex { seg: self.seg.clone(), lock: self.lock, data: self.data }
+        Mutex { seg: self.seg.clone(), lock: self.lock, data: self.data, reentrant: self.reentrant }
     }
 }
 
@@ -573,23 +585,23 @@ impl<T: Pod> Mutex<T> {
         let seg = Segment::create(name, Self::spec(kind), |p| {
             // SAFETY: the payload is ours alone until `create` publishes it, aligned for
             // RawLock (Spec::of takes its alignment) and large enough for lock + data.
-            unsafe { RawLock::init(p.cast::<RawLock>(), recursive) };
+            unsafe { RawLock::init(p.cast::<RawLock>()) };
             let data = p.wrapping_add(data_offset(std::mem::align_of::<T>())).cast::<T>();
             // SAFETY: `data` is inside the payload, aligned for T, and unshared.
             unsafe { data.write(value) };
             Ok(())
         })?;
-        Ok(Self::from_segment(seg))
+        Ok(Self::from_segment(seg, recursive))
     }
 
     pub(crate) fn open_kind(name: &str, kind: Kind, timeout: Duration) -> Result<Self> {
-        Ok(Self::from_segment(Segment::open(name, Self::spec(kind), timeout)?))
+        Ok(Self::from_segment(Segment::open(name, Self::spec(kind), timeout)?, kind == Kind::RLock))
     }
 
-    fn from_segment(seg: Segment) -> Self {
+    fn from_segment(seg: Segment, reentrant: bool) -> Self {
         let p = seg.payload();
         let data = p.wrapping_add(data_offset(std::mem::align_of::<T>())).cast::<T>();
-        Mutex { seg: std::sync::Arc::new(seg), lock: p.cast::<RawLock>(), data }
+        Mutex { seg: std::sync::Arc::new(seg), lock: p.cast::<RawLock>(), data, reentrant }
     }
 }
 
@@ -617,7 +629,7 @@ impl<T> Mutex<T> {
     #[inline]
     #[doc(alias = "acquire")]
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        self.raw().acquire(Wait::Until(None), || MutexGuard::new(self.raw(), self.data()))
+        self.raw().acquire(Wait::Until(None), self.reentrant, || MutexGuard::new(self.raw(), self.data()))
     }
 
     /// Acquires the lock only if it is free right now.
@@ -626,7 +638,7 @@ impl<T> Mutex<T> {
     /// [`LockError::WouldBlock`] when it is held, plus those of [`lock`](Self::lock).
     #[inline]
     pub fn try_lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        self.raw().acquire(Wait::No, || MutexGuard::new(self.raw(), self.data()))
+        self.raw().acquire(Wait::No, self.reentrant, || MutexGuard::new(self.raw(), self.data()))
     }
 
     /// Blocks until the lock is acquired or `timeout` passes (CLOCK_MONOTONIC).
@@ -634,7 +646,9 @@ impl<T> Mutex<T> {
     /// # Errors
     /// [`LockError::WouldBlock`] on timeout, plus those of [`lock`](Self::lock).
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<MutexGuard<'_, T>> {
-        self.raw().acquire(Wait::Until(Some(MonoTime::after(timeout))), || MutexGuard::new(self.raw(), self.data()))
+        self.raw().acquire(Wait::Until(Some(MonoTime::after(timeout))), self.reentrant, || {
+            MutexGuard::new(self.raw(), self.data())
+        })
     }
 
     /// Whether a holder died or panicked while holding the lock (until [`clear_poison`](Self::clear_poison)).
@@ -674,7 +688,7 @@ impl<T> Mutex<T> {
     /// released again, call [`clear_poison`](Self::clear_poison) and retry.
     /// [`Error::WouldDeadlock`] when this thread holds it already.
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
-        self.raw().acquire_python(block, timeout)
+        self.raw().acquire_python(block, timeout, self.reentrant)
     }
 
     /// Python's `release()`: releases a lock taken with [`acquire`](Self::acquire).

@@ -153,7 +153,7 @@ impl<T> ReentrantMutex<T> {
     /// # Errors
     /// As [`Mutex::acquire`].
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
-        self.inner.raw().acquire_python(block, timeout)
+        self.inner.raw().acquire_python(block, timeout, true)
     }
 
     /// Python's `release()`: drops one level taken with [`acquire`](Self::acquire).
