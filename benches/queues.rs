@@ -135,12 +135,7 @@ fn queue_1p1c(c: &mut Criterion) {
         b.iter_custom(crossbeam_1p1c);
     });
     g.bench_function("rtrb_2threads", |b| b.iter_custom(rtrb_1p1c));
-    // shmproc: let q = shmproc::Queue::<u64>::new().expect("anonymous queue");
-    // shmproc: g.bench_function("shmproc_queue_2proc", |b| b.iter_custom(|iters| {
-    // shmproc:     support::two_process(iters,
-    // shmproc:         |n| for _ in 0..n { black_box(q.get().expect("get")); },
-    // shmproc:         |n| for k in 0..n { q.put(&k).expect("put"); })
-    // shmproc: }));
+    // The shmproc rows of this group are in benches/queue_ipc.rs.
     g.finish();
 }
 
@@ -150,8 +145,7 @@ fn queue_2p2c(c: &mut Criterion) {
     g.bench_function("crossbeam_array_queue_4threads", |b| {
         b.iter_custom(crossbeam_2p2c);
     });
-    // shmproc: 2 producer + 2 consumer processes: fork_child() ×3 plus the parent, or
-    // shmproc: two_process() with one extra fork_child()/wait_child() pair on each side.
+    // The shmproc rows of this group are in benches/queue_ipc.rs.
     g.finish();
 }
 
@@ -165,20 +159,14 @@ fn memcpy(c: &mut Criterion) {
         b.iter(|| dst.copy_from_slice(black_box(&src)));
     });
     black_box(&dst);
-    // shmproc: the byte API of a queue or SharedMemory moving 1 MiB, e.g.
-    // shmproc: g.bench_function("shmproc_queue_bytes_1MiB", |b| b.iter(|| { q.put_bytes(&src)?; q.get_bytes()? }));
+    // The shmproc rows of this group are in benches/queue_ipc.rs.
     g.finish();
 }
 
 fn pipe_round_trip_2proc(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipe_round_trip_2proc");
     g.bench_function("pipe2", |b| b.iter_custom(support::pipe_round_trip_2proc));
-    // shmproc: let (a, b2) = shmproc::Pipe::<u64>::new(true).expect("pipe");
-    // shmproc: g.bench_function("shmproc_pipe", |b| b.iter_custom(|iters| {
-    // shmproc:     support::two_process(iters,
-    // shmproc:         |n| for k in 0..n { a.send(&k).expect("send"); a.recv().expect("recv"); },
-    // shmproc:         |n| for _ in 0..n { let v = b2.recv().expect("recv"); b2.send(&v).expect("send"); })
-    // shmproc: }));
+    // The shmproc rows of this group are in benches/queue_ipc.rs.
     g.finish();
 }
 

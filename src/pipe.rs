@@ -102,8 +102,9 @@ struct Inner {
 /// One end of a [`Pipe`]: Python's `multiprocessing.connection.Connection`.
 ///
 /// Messages are `T` (postcard-encoded) or raw bytes; boundaries are kept. Cheap to clone (all
-/// clones are the same end). One reader and one writer per direction is the intended use, as in
-/// Python; several are safe here (the ring is MPMC), their messages interleave whole.
+/// clones are the same end). One process per end at a time is the supported use, as in Python:
+/// the peer's liveness (for EOF) is that of the process that last used the other end, so two
+/// processes writing one end may see a false EOF at the reader when one of them exits.
 pub struct Connection<T> {
     inner: Arc<Inner>,
     _t: PhantomData<fn(T) -> T>,
@@ -231,6 +232,11 @@ impl<T> Connection<T> {
         let peer = self.peer();
         if self.inner.core.is_closed(peer) {
             return Err(Error::Closed);
+        }
+        // First without a deadline (no clock read when there is room), then in slices.
+        match tx.put_bytes(buf, false, None) {
+            Err(Error::Full) => {}
+            other => return other,
         }
         let mut slice = FIRST_SLICE;
         loop {

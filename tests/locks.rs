@@ -1341,10 +1341,7 @@ fn a_stopped_owner_is_alive_its_lock_is_not_taken() {
     });
     await_flag(&held, 1, "the owner to hold the lock");
     let pid = owner.pid().expect("pid");
-    assert_eq!(
-        std::process::Command::new("kill").args(["-STOP", &pid.to_string()]).status().map(|s| s.success()).ok(),
-        Some(true)
-    );
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
     assert!(matches!(m.lock_timeout(Duration::from_millis(300)), Err(LockError::WouldBlock)));
     assert!(!m.is_poisoned(), "a stopped (live) owner was treated as dead");
     owner.kill().expect("kill");
@@ -1385,28 +1382,32 @@ fn a_waiter_interrupted_by_signals_still_notices_the_owner_died() {
     finish(&owner);
     let (tid_tx, tid_rx) = mpsc::channel();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (result_tx, result_rx) = mpsc::channel();
     let waiter = std::thread::spawn({
         let m = m.clone();
         move || {
             // SAFETY: pthread_self has no preconditions.
             tid_tx.send(unsafe { libc::pthread_self() }).expect("send");
-            got(m.lock())
+            result_tx.send(got(m.lock())).expect("send");
         }
     });
     let target = tid_rx.recv_timeout(JOIN).expect("waiter started");
     let pester = std::thread::spawn({
         let stop = stop.clone();
         move || {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                // SAFETY: `target` is a live thread until `stop` is set after it was joined.
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                // SAFETY: `target` is not joined before `stop` is set and this thread is joined,
+                // so it names a thread that has not been joined (signalling one that has merely
+                // finished is harmless: the handler does nothing).
                 unsafe { libc::pthread_kill(target, libc::SIGURG) };
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
     });
-    let result = waiter.join().expect("waiter");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let result = result_rx.recv_timeout(JOIN).expect("the waiter returned");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
     pester.join().expect("pester");
+    waiter.join().expect("waiter");
     assert_eq!(result, Got::Poisoned(3));
 }
 

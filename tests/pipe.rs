@@ -14,8 +14,8 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 #[test]
 fn duplex_ping_pong_across_processes() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let (a, b) = Pipe::new::<(u32, String)>(true).unwrap();
     let p = start(move || {
         for _ in 0..1000 {
@@ -118,8 +118,8 @@ fn eof_after_peer_close_drains_first() {
 
 #[test]
 fn eof_wakes_a_blocked_recv_when_the_peer_closes_in_another_process() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let (a, b) = Pipe::new::<u32>(true).unwrap();
     let p = start(move || {
         b.send(&7).unwrap();
@@ -133,8 +133,8 @@ fn eof_wakes_a_blocked_recv_when_the_peer_closes_in_another_process() {
 
 #[test]
 fn eof_when_the_peer_dies() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let (a, b) = Pipe::new::<u32>(true).unwrap();
     let p = start(move || {
         b.send(&1).unwrap();
@@ -150,8 +150,8 @@ fn eof_when_the_peer_dies() {
 
 #[test]
 fn send_to_a_dead_reader_fails_instead_of_hanging() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let (a, b) = Pipe::with_capacity::<()>(true, 256).unwrap();
     let p = start(move || {
         b.send_bytes(b"hi").unwrap();
@@ -173,8 +173,8 @@ fn send_to_a_dead_reader_fails_instead_of_hanging() {
 
 #[test]
 fn messages_up_to_1_mib() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let (a, b) = Pipe::new::<()>(true).unwrap();
     let p = start(move || {
         for n in [0usize, 1, 100, 4096, 100_000, 1 << 20] {
@@ -194,8 +194,8 @@ fn messages_up_to_1_mib() {
 
 #[test]
 fn wait_returns_the_ready_ones() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let (a1, b1) = Pipe::new::<u32>(true).unwrap();
     let (a2, b2) = Pipe::new::<u32>(true).unwrap();
     let q = Queue::<u32>::new().unwrap();
@@ -224,8 +224,8 @@ fn wait_returns_the_ready_ones() {
 
 #[test]
 fn named_pipe_between_processes() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let name = unique_name("pipe");
     let (a, _b) = Pipe::create::<String>(&name, true, 4096).unwrap();
     assert!(matches!(Pipe::open::<u32>(&name), Err(Error::WrongType { .. })));
@@ -280,8 +280,8 @@ fn wake_while_asleep(waiter: impl FnOnce() -> Vec<usize> + Send, wake: impl FnOn
 
 #[test]
 fn wait_wakes_when_a_child_fills_the_last_of_five_queues() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let qs: Vec<Queue<u32>> = (0..5).map(|_| Queue::with_capacity(4096, 0).unwrap()).collect();
     let (go_rx, go_tx) = Pipe::new::<u8>(false).unwrap();
     let p = start({
@@ -305,8 +305,8 @@ fn wait_wakes_when_a_child_fills_the_last_of_five_queues() {
 
 #[test]
 fn wait_over_connections_and_queues_wakes_on_the_one_made_ready() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let q0 = Queue::<u32>::with_capacity(4096, 0).unwrap();
     let (c1, peer1) = Pipe::new::<u32>(true).unwrap();
     let q2 = Queue::<u32>::with_capacity(4096, 0).unwrap();
@@ -329,8 +329,8 @@ fn wait_over_connections_and_queues_wakes_on_the_one_made_ready() {
 
 #[test]
 fn wait_notices_a_peer_killed_while_it_sleeps() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let q0 = Queue::<u32>::with_capacity(4096, 0).unwrap();
     let q1 = Queue::<u32>::with_capacity(4096, 0).unwrap();
     let (c, peer) = Pipe::new::<u32>(true).unwrap();

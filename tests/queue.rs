@@ -29,8 +29,8 @@ fn fifo_order_in_one_process() {
 
 #[test]
 fn fifo_order_across_processes() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let q = Queue::<(u32, String)>::with_capacity(4096, 0).unwrap();
     let p = start({
         let q = q.clone();
@@ -104,8 +104,8 @@ fn put_timeout_on_full_fails_with_full() {
 
 #[test]
 fn blocked_put_resumes_when_a_child_gets() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let q = Queue::<u32>::with_capacity(256, 2).unwrap();
     q.put(0).unwrap();
     q.put(1).unwrap();
@@ -158,8 +158,8 @@ fn close_semantics() {
 
 #[test]
 fn close_wakes_a_blocked_get_in_another_process() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let q = Queue::<u32>::new().unwrap();
     let p = start({
         let q = q.clone();
@@ -209,8 +209,8 @@ fn codec_error_for_wrong_message() {
 
 #[test]
 fn messages_from_0_bytes_to_1_mib_across_processes() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let sizes: Vec<usize> =
         [0, 1, 7, 8, 55, 56, 63, 64, 65, 127, 128, 1000, 4095, 4096, 65_536, 300_000, 1 << 20].to_vec();
     let q = Queue::<()>::with_capacity(2 << 20, 0).unwrap();
@@ -258,8 +258,8 @@ fn every_length_around_the_inline_limit_round_trips() {
 
 #[test]
 fn wrap_around_with_variable_sizes() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     // A small ring (16 cells) and messages of 0..300 bytes: wraps hundreds of times, messages
     // straddle the end of the ring.
     let q = Queue::<Vec<u8>>::with_capacity(1024, 0).unwrap();
@@ -282,8 +282,8 @@ fn wrap_around_with_variable_sizes() {
 /// Producers put `(producer, seq)` pairs; consumers gather what they got and send it back.
 #[test]
 fn many_producers_many_consumers_no_loss_no_duplicates() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     const PRODUCERS: u64 = 3;
     const CONSUMERS: usize = 3;
     const PER: u64 = 20_000;
@@ -381,8 +381,8 @@ fn named_queue_create_open_type_checked() {
 
 #[test]
 fn named_queue_from_a_child() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let name = unique_name("queue-child");
     let q = Queue::<String>::create(&name, 4096, 0).unwrap();
     let p = start({
@@ -399,8 +399,8 @@ fn named_queue_from_a_child() {
 
 #[test]
 fn joinable_queue_join_and_task_done_across_processes() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let q = JoinableQueue::<u32>::new().unwrap();
     let done = Queue::<u32>::new().unwrap();
     assert!(q.try_join());
@@ -452,8 +452,8 @@ fn joinable_put_many_counts_one_task_per_item() {
 
 #[test]
 fn simple_queue_across_processes() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let q = SimpleQueue::<String>::new().unwrap();
     assert!(q.is_empty());
     let p = start({
@@ -473,8 +473,8 @@ fn simple_queue_across_processes() {
 
 #[test]
 fn queue_in_a_forked_child_of_a_child() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let q = Queue::<u32>::new().unwrap();
     q.put(0).unwrap();
     let p = start({

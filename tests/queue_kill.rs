@@ -54,8 +54,8 @@ const SIGKILL_EXIT: i32 = -9;
 
 fn producer_killed_at(point: KillPoint, len: usize) {
     let msg = move |t| msg_of(t, len);
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     // 16 cells: the 203 messages below lap the ring ~38 times through the victim's cells.
     let q = Queue::<()>::with_capacity(1024, 0).unwrap();
     let victim = spawn({
@@ -101,8 +101,8 @@ fn producer_killed_at(point: KillPoint, len: usize) {
 
 fn consumer_killed_at(point: KillPoint, len: usize) {
     let msg = move |t| msg_of(t, len);
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let q = Queue::<()>::with_capacity(1024, 0).unwrap();
     for t in 0..4 {
         q.put_bytes(&msg(t)).unwrap();
@@ -220,8 +220,8 @@ fn inline_consumer_killed_after_release() {
 /// The inline get path that takes the message straight from the cell (no claim guard): a
 /// consumer killed inside it, after its claim or after its release.
 fn inline_consumer_killed_in_get_bytes_into(point: KillPoint) {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let q = Queue::<()>::with_capacity(1024, 0).unwrap();
     for t in 0..4 {
         q.put_bytes(&msg_of(t, SMALL)).unwrap();
@@ -273,8 +273,8 @@ fn inline_consumer_killed_after_release_in_get_bytes_into() {
 /// still find it (it sleeps in bounded slices), not sleep until some other put.
 #[test]
 fn a_sleeping_get_finds_a_message_whose_producer_died_before_notifying() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let q = Queue::<()>::with_capacity(1024, 0).unwrap();
     let consumer = spawn({
         let q = q.clone();
@@ -302,8 +302,8 @@ fn a_sleeping_get_finds_a_message_whose_producer_died_before_notifying() {
 /// skipped), not wait for ever.
 #[test]
 fn wait_skips_a_dead_producers_reservation_at_the_head() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let q = Queue::<()>::with_capacity(1024, 0).unwrap();
     let victim = spawn({
         let q = q.clone();
@@ -319,7 +319,7 @@ fn wait_skips_a_dead_producers_reservation_at_the_head() {
         move || q.put_bytes(&msg_of(2, SMALL)).unwrap()
     });
     assert_eq!(join_code(&live), 0);
-    assert_eq!(shmproc::wait(&[&q as &dyn shmproc::Waitable], None), vec![0]);
+    assert_eq!(shmproc::wait(&[&q as &dyn shmproc::Waitable], Some(LIMIT)), vec![0]);
     assert_eq!(tag_of(&q.try_get_bytes().unwrap()), 2);
 }
 
@@ -327,8 +327,8 @@ fn wait_skips_a_dead_producers_reservation_at_the_head() {
 /// those cells: the producer must notice the death and go on.
 #[test]
 fn blocked_producer_recovers_cells_of_a_consumer_killed_holding_them() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let q = Queue::<()>::with_capacity(1024, 0).unwrap();
     // Fill 15 of 16 cells: 5 messages of 3 cells.
     for t in 0..5 {
@@ -362,8 +362,8 @@ fn blocked_producer_recovers_cells_of_a_consumer_killed_holding_them() {
 /// nothing is duplicated, and a survivor's messages all arrive.
 #[test]
 fn producers_killed_at_random_instants() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     let q = Queue::<(u32, u32, Vec<u8>)>::with_capacity(2048, 0).unwrap();
     const VICTIMS: u32 = 6;
     for round in 0..VICTIMS {
@@ -384,18 +384,12 @@ fn producers_killed_at_random_instants() {
         }
         victim.kill().unwrap();
         assert_eq!(join_code(&victim), SIGKILL_EXIT);
+        // The victim is dead and reaped: a non-blocking get skips its uncommitted reservation
+        // (its producer is not alive), so `Empty` now means nothing is left.
         loop {
             match q.try_get() {
                 Ok(v) => got.push(v),
-                Err(Error::Empty) => {
-                    // A dead producer's reservation may still be at the head: a blocking get
-                    // skips it (after noticing the death); give it a bounded chance.
-                    match q.get_timeout(Duration::from_millis(200)) {
-                        Ok(v) => got.push(v),
-                        Err(Error::Empty) => break,
-                        Err(e) => panic!("{e}"),
-                    }
-                }
+                Err(Error::Empty) => break,
                 Err(e) => panic!("{e}"),
             }
         }
@@ -424,8 +418,8 @@ fn producers_killed_at_random_instants() {
 /// most once, and at most one per killed consumer is lost.
 #[test]
 fn consumers_killed_at_random_instants() {
-    let _w = Watchdog::new(LIMIT);
     let _f = fork_lock();
+    let _w = Watchdog::new(LIMIT);
     const N: usize = 30_000;
     const VICTIMS: usize = 4;
     let q = Queue::<u32>::with_capacity(1024, 0).unwrap();

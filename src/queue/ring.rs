@@ -691,7 +691,7 @@ impl Ring<'_> {
         if self.covered(h, Role::Producer) {
             return false; // its producer is alive and writing
         }
-        if s != free(h) && self.covered(h - n, Role::Consumer) {
+        if s != free(h) && self.covered(h.wrapping_sub(n), Role::Consumer) {
             return false; // the previous lap's consumer is alive and still copying this cell
         }
         // Seen with the intent gone: a commit that came before the clearing is visible now.
