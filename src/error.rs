@@ -285,7 +285,7 @@ impl<T> From<TryPutError<T>> for Error {
 
 impl Error {
     /// An [`Error::Os`] from an errno.
-    pub(crate) fn os(op: &'static str, errno: nix::errno::Errno) -> Error {
+    pub(crate) fn os(op: &'static str, errno: crate::sys::Errno) -> Error {
         Error::Os { op, source: std::io::Error::from_raw_os_error(errno as i32) }
     }
 }

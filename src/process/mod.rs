@@ -320,7 +320,7 @@ impl Process {
         self.poll().ok().flatten()
     }
 
-    fn signal(&self, sig: nix_signal::Signal) -> Result<()> {
+    fn signal(&self, sig: sys::proc::Signal) -> Result<()> {
         let state = self.inner.state.lock();
         match &*state {
             State::Initial => Err(self.state_error("process not started")),
@@ -338,7 +338,7 @@ impl Process {
     /// # Errors
     /// [`Error::ProcessState`] before `start` or after `close`.
     pub fn terminate(&self) -> Result<()> {
-        self.signal(nix_signal::Signal::SIGTERM)
+        self.signal(sys::proc::Signal::SIGTERM)
     }
 
     /// Sends SIGKILL (exit code -9).
@@ -346,7 +346,7 @@ impl Process {
     /// # Errors
     /// As [`terminate`](Self::terminate).
     pub fn kill(&self) -> Result<()> {
-        self.signal(nix_signal::Signal::SIGKILL)
+        self.signal(sys::proc::Signal::SIGKILL)
     }
 
     /// Releases the process object's resources (its pidfd). Idempotent.
@@ -366,16 +366,12 @@ impl Process {
     }
 }
 
-mod nix_signal {
-    pub(crate) use nix::sys::signal::Signal;
-}
-
 /// Kills a child we could not take charge of and reaps it, waiting at most about 5 s (SIGKILL
 /// ends a process within microseconds unless it is stuck in the kernel; after that its zombie is
 /// left behind rather than hanging the caller). Its pid cannot be recycled meanwhile: it is our
 /// unreaped child.
 fn kill_and_reap(pid: i32) {
-    if sys::proc::send_signal(pid, nix_signal::Signal::SIGKILL).is_err() {
+    if sys::proc::send_signal(pid, sys::proc::Signal::SIGKILL).is_err() {
         // ESRCH cannot happen for an unreaped child; anything else: it is gone already.
         let _ = sys::proc::try_reap(pid);
         return;

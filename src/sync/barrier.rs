@@ -9,19 +9,14 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
-use static_assertions::const_assert_eq;
-
 use crate::error::{Error, Result};
 use crate::layout::{Kind, ShmSafe};
 use crate::segment::{self, Segment, Spec};
 use crate::sync::barriercore::{Arrival, BarrierCore};
 use crate::sys::clock::{Deadline, MonoTime, deadline_after};
 
-const_assert_eq!(std::mem::size_of::<BarrierCore>(), 24);
-const_assert_eq!(std::mem::align_of::<BarrierCore>(), 8);
-
 // SAFETY: repr(C) of atomics only (an AtomicU64, an EventCount of two AtomicU32, two
-// AtomicU32), no pointers; every bit pattern decodes to some state; layout asserted above.
+// AtomicU32), no pointers; every bit pattern decodes to some state; layout asserted in its core module.
 unsafe impl ShmSafe for BarrierCore {}
 
 type Action = Arc<dyn Fn() + Send + Sync>;

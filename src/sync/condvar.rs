@@ -14,8 +14,6 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
 
-use static_assertions::const_assert_eq;
-
 use crate::error::{Error, LockError, LockResult, PoisonError, Result};
 use crate::layout::{Kind, ShmSafe};
 use crate::segment::{self, Segment, Spec};
@@ -27,10 +25,7 @@ use crate::sys::clock::{Deadline, MonoTime, deadline_after};
 /// How often a waiter checks whether the lock's holder died.
 pub const DEATH_POLL: Duration = Duration::from_millis(100);
 
-const_assert_eq!(std::mem::size_of::<CondCore>(), 16);
-const_assert_eq!(std::mem::align_of::<CondCore>(), 8);
-
-// SAFETY: repr(C) of two AtomicU32 and an AtomicU64, no pointers; layout asserted above.
+// SAFETY: repr(C) of two AtomicU32 and an AtomicU64, no pointers; layout asserted in its core module.
 unsafe impl ShmSafe for CondCore {}
 
 mod sealed {

@@ -133,7 +133,8 @@ impl Event {
     #[inline]
     pub fn set(&self) {
         let s = self.shared();
-        if s.flag.swap(1, Ordering::SeqCst) == 0 {
+        // Already set: nothing to publish, and no read-modify-write of a line waiters read.
+        if s.flag.load(Ordering::SeqCst) == 0 && s.flag.swap(1, Ordering::SeqCst) == 0 {
             s.ec.notify_all();
         }
     }

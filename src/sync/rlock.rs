@@ -3,10 +3,10 @@
 //!
 //! The lock word is the same futex word holding the owner's thread id as
 //! [`Mutex`](crate::Mutex)'s, marked reentrant: the owning thread's re-entries are counted
-//! beside it, a release by any other thread is [`Error::NotOwner`](crate::Error::NotOwner)(crate::Error::NotOwner)
+//! beside it, a release by any other thread is [`Error::NotOwner`](crate::Error::NotOwner)
 //! (Python raises), and owner death is detected and reported exactly as for
 //! [`Mutex`](crate::Mutex) (a waiter notices within 10–200 ms and gets
-//! [`LockError::Poisoned`](crate::LockError::Poisoned)(crate::LockError::Poisoned)).
+//! [`LockError::Poisoned`](crate::LockError::Poisoned)).
 
 use std::ops::Deref;
 use std::time::Duration;
