@@ -22,7 +22,7 @@ use crate::queue::duplex::{PipeCore, PipeOf};
 use crate::queue::queue::{DEFAULT_CAPACITY, Queue};
 use crate::queue::{RawQueue, with_encoded};
 use crate::sync::shim::heavy_barrier;
-use crate::sys::clock::{Deadline, MonoTime};
+use crate::sys::clock::{Deadline, MonoTime, deadline_in, deadline_passed, slice_deadline};
 use crate::sys::futex::{self, WAITV_MAX};
 
 /// The first and the longest sleep between checks that the peer is still alive.
@@ -128,19 +128,6 @@ impl<T> std::fmt::Debug for Connection<T> {
     }
 }
 
-fn deadline_in(timeout: Duration) -> Deadline {
-    Some(MonoTime::after(timeout))
-}
-
-fn slice_until(deadline: Deadline, slice: Duration) -> Deadline {
-    let s = MonoTime::after(slice);
-    Some(deadline.map_or(s, |d| d.min(s)))
-}
-
-fn passed(deadline: Deadline) -> bool {
-    deadline.is_some_and(|d| d.has_passed())
-}
-
 impl<T> Connection<T> {
     fn pair(core: PipeCore, duplex: bool) -> (Connection<T>, Connection<T>) {
         let mk = |side, readable, writable| Connection {
@@ -240,7 +227,7 @@ impl<T> Connection<T> {
         }
         let mut slice = FIRST_SLICE;
         loop {
-            match tx.put_bytes(buf, true, slice_until(None, slice)) {
+            match tx.put_bytes(buf, true, slice_deadline(None, slice)) {
                 Err(Error::Full) => {
                     // Full for a while: a reader that is gone will never make room.
                     if self.inner.core.is_gone(peer) {
@@ -290,10 +277,10 @@ impl<T> Connection<T> {
                     Err(e) => Err(e),
                 };
             }
-            if !block || passed(deadline) {
+            if !block || deadline_passed(deadline) {
                 return Err(Error::Empty);
             }
-            match rx.claim(true, slice_until(deadline, slice)) {
+            match rx.claim(true, slice_deadline(deadline, slice)) {
                 Ok(g) => return Ok(take(g)),
                 Err(Error::Empty | Error::Closed) => {}
                 Err(e) => return Err(e),
@@ -377,10 +364,10 @@ impl<T> Connection<T> {
             if timeout == Some(Duration::ZERO) {
                 return Ok(self.inner.core.is_gone(peer));
             }
-            if passed(deadline) {
+            if deadline_passed(deadline) {
                 return Ok(false);
             }
-            let d = slice_until(deadline, slice);
+            let d = slice_deadline(deadline, slice);
             rx.not_empty().wait_until(d, || (rx.is_ready() || self.inner.core.is_closed(peer)).then_some(()));
             self.check_open()?;
             slice = (slice * 2).min(MAX_SLICE);
@@ -524,13 +511,13 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> 
         if !ready.is_empty() {
             return ready;
         }
-        if passed(deadline) {
+        if deadline_passed(deadline) {
             return ready_ones(objects, |o| o.is_ready_slow());
         }
         std::hint::spin_loop();
     }
     if objects.is_empty() {
-        while !passed(deadline) {
+        while !deadline_passed(deadline) {
             std::thread::sleep(deadline.map_or(DEATH_SLICE, |d| d.remaining()));
         }
         return Vec::new();
@@ -544,16 +531,16 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> 
     let mut words = Vec::with_capacity(objects.len().min(WAITV_MAX));
     loop {
         let ready = ready_ones(objects, |o| o.is_ready_slow());
-        if !ready.is_empty() || passed(deadline) {
+        if !ready.is_empty() || deadline_passed(deadline) {
             return ready;
         }
         let mut until = deadline;
         if silent {
-            until = slice_until(until, death_slice);
+            until = slice_deadline(until, death_slice);
             death_slice = (death_slice * 2).min(DEATH_SLICE);
         }
         if objects.len() > WAITV_MAX {
-            until = slice_until(until, POLL_SLICE);
+            until = slice_deadline(until, POLL_SLICE);
         }
         if let Some(ready) = sleep_on_all(objects, &mut words, until) {
             return ready;
@@ -604,7 +591,7 @@ fn sleep_on_all<'a>(
         if !ready.is_empty() {
             return Some(ready);
         }
-        if passed(until) {
+        if deadline_passed(until) {
             return None;
         }
     }
@@ -617,12 +604,12 @@ fn sleep_on_first(objects: &[&dyn Waitable], until: Deadline) -> Option<Vec<usiz
     let first = objects.first()?.wake_source().ring.not_empty();
     let mut slice = Duration::from_micros(50);
     loop {
-        first.wait_until(slice_until(until, slice), || objects.iter().any(|o| o.is_ready()).then_some(()));
+        first.wait_until(slice_deadline(until, slice), || objects.iter().any(|o| o.is_ready()).then_some(()));
         let ready = ready_ones(objects, |o| o.is_ready());
         if !ready.is_empty() {
             return Some(ready);
         }
-        if passed(until) {
+        if deadline_passed(until) {
             return None;
         }
         slice = (slice * 2).min(POLL_SLICE);

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use super::queue::{Core, DEFAULT_CAPACITY, Queue};
 use super::shim::Ordering;
 use crate::error::{Error, Result, TryPutError};
-use crate::sys::clock::{Deadline, MonoTime};
+use crate::sys::clock::Deadline;
 
 /// Element tag of `JoinableQueue<T>` segments.
 pub(crate) struct JoinableQueueOf<T>(PhantomData<T>);
@@ -151,7 +151,7 @@ impl<T> JoinableQueue<T> {
     /// # Errors
     /// None today.
     pub fn join_timeout(&self, timeout: Duration) -> Result<bool> {
-        Ok(self.join_until(Some(MonoTime::after(timeout))))
+        Ok(self.join_until(crate::sys::clock::deadline_in(timeout)))
     }
 }
 

@@ -15,7 +15,7 @@ use super::{QUEUE_SLOTS, RawQueue, RingRef, cells_for_capacity, region_len, with
 use crate::error::{Error, Result, TryPutError};
 use crate::layout::{CACHE_LINE, Kind, ShmSafe};
 use crate::segment::{self, Segment, Spec};
-use crate::sys::clock::{Deadline, MonoTime};
+use crate::sys::clock::{Deadline, deadline_in};
 
 /// The capacity of [`Queue::new`]: 1 MiB of messages.
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
@@ -149,10 +149,6 @@ impl<T> std::fmt::Debug for Queue<T> {
 
 /// Element tag of `Queue<T>` segments (distinct from `JoinableQueue<T>` and `SimpleQueue<T>`).
 pub(crate) struct QueueOf<T>(PhantomData<T>);
-
-fn deadline_in(timeout: Duration) -> Deadline {
-    Some(MonoTime::after(timeout))
-}
 
 impl<T> Queue<T> {
     pub(crate) fn from_core(core: Core) -> Self {

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::layout::{Kind, ShmSafe};
 use crate::segment::{self, Segment, Spec};
 use crate::sync::barriercore::{Arrival, BarrierCore};
-use crate::sys::clock::{Deadline, MonoTime, deadline_after};
+use crate::sys::clock::{Deadline, deadline_after};
 
 // SAFETY: repr(C) of atomics only (an AtomicU64, an EventCount of two AtomicU32, two
 // AtomicU32), no pointers; every bit pattern decodes to some state; layout asserted in its core module.
@@ -165,7 +165,7 @@ impl Barrier {
     /// # Panics
     /// As [`wait`](Self::wait).
     pub fn wait_timeout(&self, timeout: Duration) -> Result<u32> {
-        self.wait_until(Some(MonoTime::after(timeout)))
+        self.wait_until(crate::sys::clock::deadline_in(timeout))
     }
 
     /// Arrives without waiting (Python's `wait(0)`): succeeds only for the last party; any other

@@ -20,7 +20,7 @@ use crate::segment::{self, Segment, Spec};
 use crate::sync::condcore::CondCore;
 use crate::sync::mutex::{Lock, Mutex, MutexGuard, RawLock};
 use crate::sync::rlock::{ReentrantMutex, ReentrantMutexGuard};
-use crate::sys::clock::{Deadline, MonoTime, deadline_after};
+use crate::sys::clock::{Deadline, deadline_after};
 
 /// How often a waiter checks whether the lock's holder died.
 pub const DEATH_POLL: Duration = Duration::from_millis(100);
@@ -233,10 +233,7 @@ impl<L: ConditionLock> Condition<L> {
                 Some(s) => poisoned.set(raw.resume(s)),
                 None => poisoned.set(true),
             },
-            |d| {
-                let slice = MonoTime::after(DEATH_POLL);
-                Some(d.map_or(slice, |d| d.min(slice)))
-            },
+            |d| crate::sys::clock::slice_deadline(d, DEATH_POLL),
             || raw.owner_died() || (!poisoned_before && raw.is_poisoned()),
         );
         (notified, poisoned.get())
@@ -265,7 +262,7 @@ impl<L: ConditionLock> Condition<L> {
     /// # Errors
     /// As [`wait`](Self::wait).
     pub fn wait_timeout<G: ConditionGuard>(&self, guard: G, timeout: Duration) -> LockResult<(G, WaitTimeoutResult)> {
-        match self.wait_guard(guard, Some(MonoTime::after(timeout))) {
+        match self.wait_guard(guard, crate::sys::clock::deadline_in(timeout)) {
             Ok((g, n)) => Ok((g, WaitTimeoutResult(!n))),
             Err(e) => Err(e.map(|(g, n)| (g, WaitTimeoutResult(!n)))),
         }
@@ -311,7 +308,7 @@ impl<L: ConditionLock> Condition<L> {
             if predicate(&mut guard) {
                 return Ok((guard, true));
             }
-            if deadline.is_some_and(|d| d.has_passed()) {
+            if crate::sys::clock::deadline_passed(deadline) {
                 return Ok((guard, false));
             }
             guard = match self.wait_guard(guard, deadline) {

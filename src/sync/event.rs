@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::layout::{Kind, ShmSafe};
 use crate::segment::{self, Segment, Spec};
 use crate::sync::eventcount::EventCount;
-use crate::sys::clock::{Deadline, MonoTime, deadline_after};
+use crate::sys::clock::{Deadline, deadline_after};
 
 /// The shared bytes of an Event.
 #[repr(C)]
@@ -163,7 +163,7 @@ impl Event {
     /// Blocks until the flag is set or `timeout` passes; returns the flag (Python's
     /// `wait(timeout)`).
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_until(Some(MonoTime::after(timeout)))
+        self.wait_until(crate::sys::clock::deadline_in(timeout))
     }
 
     /// Python's `wait(timeout=None) -> bool`.

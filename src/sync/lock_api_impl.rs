@@ -8,7 +8,6 @@ use static_assertions::const_assert_eq;
 use crate::error::LockError;
 use crate::layout::ShmSafe;
 use crate::sync::mutex::{RawLock, Wait};
-use crate::sys::clock::MonoTime;
 
 /// A robust, process-shared raw mutex for `lock_api` (feature `lock_api`).
 ///
@@ -103,7 +102,7 @@ unsafe impl lock_api::RawMutexTimed for RawRobustMutex {
     type Instant = Instant;
 
     fn try_lock_for(&self, timeout: Duration) -> Option<Self::Guard> {
-        self.take(Wait::Until(Some(MonoTime::after(timeout))))
+        self.take(Wait::Until(crate::sys::clock::deadline_in(timeout)))
     }
 
     fn try_lock_until(&self, timeout: Instant) -> Option<Self::Guard> {

@@ -646,7 +646,7 @@ impl<T> Mutex<T> {
     /// # Errors
     /// [`LockError::WouldBlock`] on timeout, plus those of [`lock`](Self::lock).
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<MutexGuard<'_, T>> {
-        self.raw().acquire(Wait::Until(Some(MonoTime::after(timeout))), self.reentrant, || {
+        self.raw().acquire(Wait::Until(crate::sys::clock::deadline_in(timeout)), self.reentrant, || {
             MutexGuard::new(self.raw(), self.data())
         })
     }

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::layout::{Kind, ShmSafe};
 use crate::segment::{self, Segment, Spec};
 use crate::sync::semcore::SemCore;
-use crate::sys::clock::{Deadline, MonoTime, deadline_after};
+use crate::sys::clock::{Deadline, deadline_after};
 
 /// The largest count a semaphore holds (POSIX's `SEM_VALUE_MAX`, as Python).
 pub const SEM_VALUE_MAX: u32 = i32::MAX as u32;
@@ -98,7 +98,7 @@ macro_rules! semaphore_common {
 
             /// Takes one unit, waiting up to `timeout` (CLOCK_MONOTONIC); returns whether it did.
             pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-                self.inner.acquire_until(Some(MonoTime::after(timeout)))
+                self.inner.acquire_until(crate::sys::clock::deadline_in(timeout))
             }
 
             /// Python's `acquire(block=True, timeout=None) -> bool`: `block == false` ignores the

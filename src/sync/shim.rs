@@ -5,7 +5,7 @@
 
 pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
-pub(crate) use crate::sys::clock::Deadline;
+pub(crate) use crate::sys::clock::{Deadline, deadline_passed};
 
 /// Sleeps while `*word == expected` or until the deadline; returns false once the deadline passed.
 #[inline]
@@ -17,12 +17,6 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Deadline) ->
 #[inline]
 pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
     crate::sys::futex::wake(word, n);
-}
-
-/// Whether `deadline` has passed.
-#[inline]
-pub(crate) fn deadline_passed(deadline: Deadline) -> bool {
-    deadline.is_some_and(|d| d.has_passed())
 }
 
 /// The notifier's half of an asymmetric fence (see `sys::membarrier`): a compiler fence once
@@ -52,8 +46,7 @@ pub(crate) fn heavy_barrier(deadline: Deadline) -> Deadline {
         }
         Barrier::Refused => {
             fence(Ordering::SeqCst);
-            let soon = crate::sys::clock::MonoTime::after(std::time::Duration::from_millis(1));
-            Some(deadline.map_or(soon, |d| d.min(soon)))
+            crate::sys::clock::slice_deadline(deadline, std::time::Duration::from_millis(1))
         }
     }
 }

@@ -61,3 +61,23 @@ pub(crate) type Deadline = Option<MonoTime>;
 pub(crate) fn deadline_after(timeout: Option<Duration>) -> Deadline {
     timeout.map(MonoTime::after)
 }
+
+/// The deadline for a call that may wait at most `timeout`.
+#[inline]
+pub(crate) fn deadline_in(timeout: Duration) -> Deadline {
+    Some(MonoTime::after(timeout))
+}
+
+/// Whether `deadline` has passed (never, for `None`).
+#[inline]
+pub(crate) fn deadline_passed(deadline: Deadline) -> bool {
+    deadline.is_some_and(|d| d.has_passed())
+}
+
+/// The earlier of `deadline` and `now + slice`: how long to sleep before looking again at
+/// something no wake-up announces (a peer's death, say).
+#[inline]
+pub(crate) fn slice_deadline(deadline: Deadline, slice: Duration) -> Deadline {
+    let s = MonoTime::after(slice);
+    Some(deadline.map_or(s, |d| d.min(s)))
+}
