@@ -19,9 +19,9 @@
 //! | `Condition(lock)`: `wait/wait_for/notify/notify_all` | [`Condition`] (`new()` with its own [`Lock`], or `with_lock(lock)`): `wait/try_wait/wait_timeout(guard)`, `wait_while/wait_for`, `notify(n)/notify_one/notify_all`, Python-style `acquire/release/wait_python` |
 //! | `Barrier(parties, action, timeout)`: `wait/abort/reset` | [`Barrier`] (`new(parties)`, `.with_action(f)`, `.with_timeout(..)`): `wait/try_wait/wait_timeout`, `abort/reset`, `parties/n_waiting/is_broken`; broken → [`Error::BrokenBarrier`] |
 //! | `Queue(maxsize)`: `put/get/put_nowait/get_nowait/qsize/empty/full/close` | [`Queue<T>`]: `put/try_put/put_timeout` (the value comes back in [`TryPutError`]), `get/try_get/get_timeout`, `put_bytes/get_bytes/get_bytes_into`, `put_many/get_many`, `qsize/is_empty/is_full`, `close` (puts fail, gets drain then [`Error::Closed`]) |
-//! | `SimpleQueue()` | [`SimpleQueue<T>`]: `put`, `get/try_get/get_timeout`, `is_empty`, `close` |
+//! | `SimpleQueue()` | [`SimpleQueue<T>`]: `put/try_put/put_timeout`, `get/try_get/get_timeout`, `is_empty`, `close` |
 //! | `JoinableQueue(maxsize)`: `task_done/join` | [`JoinableQueue<T>`]: a [`Queue`] plus `task_done` ([`Error::TaskDoneTooManyTimes`]) and `join/try_join/join_timeout` |
-//! | `Pipe(duplex)` → `Connection`: `send/recv/send_bytes/recv_bytes/recv_bytes_into/poll/close` | [`Pipe::new::<T>(duplex)`](Pipe::new) → ([`Connection<T>`], [`Connection<T>`]): `send`, `recv/try_recv/recv_timeout`, `send_bytes`, `recv_bytes`, `recv_bytes_into` ([`Error::BufferTooShort`]), `poll(timeout)`, `close`; [`Error::Eof`] once the peer closed or died |
+//! | `Pipe(duplex)` → `Connection`: `send/recv/send_bytes/recv_bytes/recv_bytes_into/poll/close` | [`Pipe::new::<T>(duplex)`](Pipe::new) → ([`Connection<T>`], [`Connection<T>`]): `send/try_send/send_timeout`, `recv/try_recv/recv_timeout`, `send_bytes`, `recv_bytes`, `recv_bytes_into` (each with `try_` and `_timeout` forms; [`Error::BufferTooShort`]), `poll(timeout)`, `close`; [`Error::Eof`] once the peer closed or died |
 //! | `multiprocessing.connection.wait(objects, timeout)` | [`wait`] over connections and queues |
 //!
 //! Every object exists anonymous (`Value::new(0)`, inherited by children forked afterwards)

@@ -213,7 +213,8 @@ impl<T> Connection<T> {
 
     // ---- sending ----------------------------------------------------------------------------
 
-    fn send_raw(&self, buf: &[u8]) -> Result<()> {
+    /// Sends one message, waiting for room until `deadline` when `block`.
+    fn send_raw(&self, buf: &[u8], block: bool, deadline: Deadline) -> Result<()> {
         self.check_write()?;
         let tx = self.tx();
         let peer = self.peer();
@@ -225,15 +226,21 @@ impl<T> Connection<T> {
             Err(Error::Full) => {}
             other => return other,
         }
+        if !block {
+            return Err(Error::Full);
+        }
         let mut slice = FIRST_SLICE;
         loop {
-            match tx.put_bytes(buf, true, slice_deadline(None, slice)) {
+            match tx.put_bytes(buf, true, slice_deadline(deadline, slice)) {
                 Err(Error::Full) => {
                     // Full for a while: a reader that is gone will never make room.
                     if self.inner.core.is_gone(peer) {
                         return Err(Error::Closed);
                     }
                     self.check_open()?;
+                    if deadline_passed(deadline) {
+                        return Err(Error::Full);
+                    }
                     slice = (slice * 2).min(MAX_SLICE);
                 }
                 other => return other,
@@ -247,7 +254,23 @@ impl<T> Connection<T> {
     /// [`Error::Closed`] when this end or the peer is closed (or the peer died while the ring
     /// was full), [`Error::WrongDirection`] on a read-only end, [`Error::MessageTooLarge`].
     pub fn send_bytes(&self, buf: &[u8]) -> Result<()> {
-        self.send_raw(buf)
+        self.send_raw(buf, true, None)
+    }
+
+    /// [`send_bytes`](Self::send_bytes) if the ring has room now.
+    ///
+    /// # Errors
+    /// [`Error::Full`] when it has not, plus those of [`send_bytes`](Self::send_bytes).
+    pub fn try_send_bytes(&self, buf: &[u8]) -> Result<()> {
+        self.send_raw(buf, false, None)
+    }
+
+    /// [`send_bytes`](Self::send_bytes), waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`Error::Full`] after the timeout, plus those of [`send_bytes`](Self::send_bytes).
+    pub fn send_bytes_timeout(&self, buf: &[u8], timeout: Duration) -> Result<()> {
+        self.send_raw(buf, true, deadline_in(timeout))
     }
 
     // ---- receiving --------------------------------------------------------------------------
@@ -324,6 +347,14 @@ impl<T> Connection<T> {
         self.recv_into_until(buf, true, None)
     }
 
+    /// [`recv_bytes_into`](Self::recv_bytes_into) if a message is there now.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] when none is, plus those of [`recv_bytes_into`](Self::recv_bytes_into).
+    pub fn try_recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_into_until(buf, false, None)
+    }
+
     /// [`recv_bytes_into`](Self::recv_bytes_into), waiting at most `timeout`.
     ///
     /// # Errors
@@ -382,7 +413,23 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     /// [`Error::Codec`] when it cannot be encoded, plus those of
     /// [`send_bytes`](Self::send_bytes).
     pub fn send(&self, value: &T) -> Result<()> {
-        with_encoded(value, |bytes| self.send_raw(bytes))
+        with_encoded(value, |bytes| self.send_raw(bytes, true, None))
+    }
+
+    /// [`send`](Self::send) if the ring has room now.
+    ///
+    /// # Errors
+    /// [`Error::Full`] when it has not, plus those of [`send`](Self::send).
+    pub fn try_send(&self, value: &T) -> Result<()> {
+        with_encoded(value, |bytes| self.send_raw(bytes, false, None))
+    }
+
+    /// [`send`](Self::send), waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`Error::Full`] after the timeout, plus those of [`send`](Self::send).
+    pub fn send_timeout(&self, value: &T, timeout: Duration) -> Result<()> {
+        with_encoded(value, |bytes| self.send_raw(bytes, true, deadline_in(timeout)))
     }
 
     fn recv_value(&self, block: bool, deadline: Deadline) -> Result<T> {

@@ -72,6 +72,35 @@ fn recv_bytes_into_and_buffer_too_short() {
     assert_eq!(&buf[..4], b"next");
 }
 
+/// The non-blocking and timed forms of send and receive: on a full ring `try_send` fails with
+/// `Full` at once, `send_timeout` no sooner than its timeout; both succeed once there is room.
+#[test]
+fn try_and_timeout_forms_of_send_and_receive() {
+    // Simplex, as Python: the first end reads, the second writes.
+    let (b, a) = Pipe::with_capacity::<u64>(false, 256).unwrap();
+    let mut sent = 0u64;
+    while a.try_send(&sent).is_ok() {
+        sent += 1;
+    }
+    assert!(sent > 0, "an empty ring took no message");
+    assert!(matches!(a.try_send(&0), Err(Error::Full)));
+    assert!(matches!(a.try_send_bytes(b"x"), Err(Error::Full)));
+    let t0 = Instant::now();
+    assert!(matches!(a.send_timeout(&0, Duration::from_millis(50)), Err(Error::Full)));
+    assert!(t0.elapsed() >= Duration::from_millis(50));
+    assert!(matches!(a.send_bytes_timeout(b"x", Duration::from_millis(10)), Err(Error::Full)));
+    let mut buf = [0u8; 16];
+    for k in 0..sent {
+        let n = b.try_recv_bytes_into(&mut buf).unwrap();
+        assert_eq!(postcard::from_bytes::<u64>(&buf[..n]).unwrap(), k);
+    }
+    assert!(matches!(b.try_recv_bytes_into(&mut buf), Err(Error::Empty)));
+    a.send_timeout(&7, Duration::from_millis(50)).unwrap();
+    a.try_send_bytes(b"y").unwrap();
+    assert_eq!(b.try_recv().unwrap(), 7);
+    assert_eq!(b.try_recv_bytes().unwrap(), b"y");
+}
+
 #[test]
 fn poll_does_not_consume_and_waits_its_timeout() {
     let (a, b) = Pipe::new::<u32>(true).unwrap();

@@ -451,6 +451,24 @@ fn joinable_put_many_counts_one_task_per_item() {
 }
 
 #[test]
+fn simple_queue_try_put_and_put_timeout_give_the_value_back_when_full() {
+    let q = SimpleQueue::<Vec<u8>>::with_capacity(256).unwrap();
+    let mut n = 0;
+    while q.try_put(vec![n; 40]).is_ok() {
+        n += 1;
+    }
+    assert!(n > 0);
+    let e = q.try_put(vec![9; 40]).unwrap_err();
+    assert!(e.is_full());
+    assert_eq!(e.into_value(), vec![9; 40]);
+    let t0 = std::time::Instant::now();
+    let e = q.put_timeout(vec![8; 40], Duration::from_millis(50)).unwrap_err();
+    assert!(e.is_full() && t0.elapsed() >= Duration::from_millis(50));
+    assert_eq!(q.get().unwrap(), vec![0; 40]);
+    q.put_timeout(vec![7; 40], Duration::from_millis(50)).unwrap();
+}
+
+#[test]
 fn simple_queue_across_processes() {
     let _f = fork_lock();
     let _w = Watchdog::new(LIMIT);

@@ -111,6 +111,23 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
         self.q.put(value)
     }
 
+    /// Puts `value` if there is room now; gives it back on failure.
+    ///
+    /// # Errors
+    /// [`Error::Full`](crate::Error::Full) inside the [`TryPutError`](crate::TryPutError), plus
+    /// those of [`put`](Self::put).
+    pub fn try_put(&self, value: T) -> Result<(), crate::TryPutError<T>> {
+        self.q.try_put(value)
+    }
+
+    /// Puts `value`, waiting at most `timeout` for room; gives it back on failure.
+    ///
+    /// # Errors
+    /// [`Error::Full`](crate::Error::Full) after the timeout, plus those of [`put`](Self::put).
+    pub fn put_timeout(&self, value: T, timeout: Duration) -> Result<(), crate::TryPutError<T>> {
+        self.q.put_timeout(value, timeout)
+    }
+
     /// Takes the next value, waiting for one.
     ///
     /// # Errors
