@@ -295,9 +295,8 @@ fn a_dead_producers_reservation_is_skipped() {
             let m = m.clone();
             loom::thread::spawn(move || {
                 let r = m.ring();
-                if let Reserve::Ok(_) = r.try_reserve(m.me(0), 1) {
-                    // Dies here: reserved, never committed.
-                }
+                // Dies right after reserving: never commits.
+                assert!(matches!(r.try_reserve(m.me(0), 1), Reserve::Ok(_)), "an empty ring refused");
                 mark_dead(1);
             })
         };

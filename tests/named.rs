@@ -85,16 +85,26 @@ fn independent_process_killed_holding_a_named_lock() {
     let lock = Lock::create(&name, ()).expect("create lock");
     let flag = RawValue::create(&format!("{name}-flag"), 0u32).expect("create flag");
     let exe = std::env::current_exe().expect("current_exe");
-    let mut child = Command::new(exe)
+    let child = Command::new(exe)
         .args(["independent_process_killed_holding_a_named_lock", "--exact", "--test-threads=1"])
         .env("SHMPROC_ROLE", "hold")
         .env("SHMPROC_NAME", &name)
         .spawn()
         .expect("spawn");
+    // Killed and reaped however this test ends: a failed assert must not orphan a holder that
+    // parks for ever (the watchdog does not see a child started with Command).
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = KillOnDrop(child);
     assert!(common::wait_for(Duration::from_secs(60), || flag.load() == 1), "the holder never took the lock");
     assert!(matches!(lock.try_lock(), Err(shmproc::LockError::WouldBlock)));
-    child.kill().expect("kill -9");
-    child.wait().expect("wait");
+    child.0.kill().expect("kill -9");
+    child.0.wait().expect("wait");
     match lock.lock_timeout(Duration::from_secs(10)) {
         Err(shmproc::LockError::Poisoned(_)) => {}
         other => panic!("expected poison after the holder's death, got {:?}", other.map(drop)),
