@@ -36,19 +36,6 @@ impl Drop for Cleanup {
     }
 }
 
-/// The kernel thread id of the calling thread.
-fn current_tid() -> i32 {
-    let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
-    link.file_name().and_then(|s| s.to_str()).and_then(|s| s.parse().ok()).expect("a tid")
-}
-
-/// Whether thread `tid` (of any process: a single-threaded child's tid is its pid) sleeps in the
-/// futex syscall (202 on x86_64), i.e. is blocked inside the lock, not spinning before it.
-fn blocked_in_futex(tid: i32) -> bool {
-    let path = format!("/proc/{tid}/task/{tid}/syscall");
-    std::fs::read_to_string(path).is_ok_and(|s| s.split_whitespace().next() == Some("202"))
-}
-
 /// What a lock attempt produced, with the data when the lock was acquired.
 #[derive(Debug, PartialEq)]
 enum Got {
@@ -262,12 +249,12 @@ fn kill9_with_waiting_thread<L: Guarded>(wait: Option<Duration>) {
     let waiter = std::thread::spawn({
         let l = l.clone();
         move || {
-            tid_tx.send(current_tid()).expect("send tid");
+            tid_tx.send(common::current_tid()).expect("send tid");
             let _ = res_tx.send(l.attempt(wait));
         }
     });
     let tid = tid_rx.recv_timeout(JOIN).expect("waiter tid");
-    assert!(common::wait_for(JOIN, || blocked_in_futex(tid)), "the waiter never slept in the lock");
+    assert!(common::wait_for(JOIN, || common::in_futex_call(tid)), "the waiter never slept in the lock");
 
     holder.kill().expect("kill");
     assert_eq!(finish(&holder), -9);
@@ -304,7 +291,7 @@ fn kill9_with_waiting_process<L: Guarded>() {
         move || shmproc::exit(code_for(l.attempt(None), &Got::Poisoned(DATA)))
     });
     let wpid = waiter.pid().expect("pid");
-    assert!(common::wait_for(JOIN, || blocked_in_futex(wpid)), "the waiting child never slept in the lock");
+    assert!(common::wait_for(JOIN, || common::in_futex_call(wpid)), "the waiting child never slept in the lock");
     holder.kill().expect("kill");
     assert_eq!(finish(&holder), -9);
     assert_eq!(finish(&waiter), 0, "the waiting child must get the poison (11 = it did not, 12 = would block)");
@@ -1032,12 +1019,12 @@ fn mutex_lock_timeout_with_a_huge_timeout_waits_then_acquires() {
     let waiter = std::thread::spawn({
         let m = m.clone();
         move || {
-            tid_tx.send(current_tid()).expect("send tid");
+            tid_tx.send(common::current_tid()).expect("send tid");
             let _ = res_tx.send(got(m.lock_timeout(Duration::MAX)));
         }
     });
     let tid = tid_rx.recv_timeout(JOIN).expect("waiter tid");
-    assert!(common::wait_for(JOIN, || blocked_in_futex(tid)), "the waiter never slept in the lock");
+    assert!(common::wait_for(JOIN, || common::in_futex_call(tid)), "the waiter never slept in the lock");
     assert!(res_rx.try_recv().is_err(), "returned while the lock was held");
     release.store(1);
     assert_eq!(res_rx.recv_timeout(JOIN).expect("the waiter must acquire once released"), Got::Clean(5));

@@ -274,31 +274,18 @@ fn named_pipe_between_processes() {
 
 // ---- wait over many objects -------------------------------------------------------------------
 
-/// This thread's kernel id, from /proc/thread-self (`<pid>/task/<tid>`).
-fn own_tid() -> u32 {
-    let link = std::fs::read_link("/proc/thread-self").unwrap();
-    link.file_name().unwrap().to_str().unwrap().parse().unwrap()
-}
-
-/// Whether thread `tid` of this process is inside a futex call: `futex_waitv` (449), or
-/// `futex` (202) where the kernel lacks futex_waitv.
-fn in_futex_call(tid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
-        .is_ok_and(|s| matches!(s.split_whitespace().next(), Some("449" | "202")))
-}
-
 /// Runs `waiter` (a `wait` call) in a thread and, once that thread sleeps in the kernel, runs
 /// `wake`; returns what `waiter` returned.
 fn wake_while_asleep(waiter: impl FnOnce() -> Vec<usize> + Send, wake: impl FnOnce()) -> Vec<usize> {
     let tid = AtomicU32::new(0);
     std::thread::scope(|s| {
         let h = s.spawn(|| {
-            tid.store(own_tid(), Ordering::SeqCst);
+            tid.store(common::current_tid() as u32, Ordering::SeqCst);
             waiter()
         });
         let asleep = wait_for(LIMIT / 2, || {
             let t = tid.load(Ordering::SeqCst);
-            t != 0 && in_futex_call(t)
+            t != 0 && common::in_futex_call(t as i32)
         });
         wake();
         let ready = h.join().unwrap();

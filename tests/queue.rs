@@ -165,7 +165,8 @@ fn close_wakes_a_blocked_get_in_another_process() {
         let q = q.clone();
         move || assert!(matches!(q.get(), Err(Error::Closed)))
     });
-    std::thread::sleep(Duration::from_millis(50));
+    let pid = p.pid().unwrap();
+    assert!(common::await_futex_sleep(pid, LIMIT / 2), "the child never slept in its get");
     q.close();
     join_ok(&p);
 }

@@ -283,8 +283,9 @@ fn a_sleeping_get_finds_a_message_whose_producer_died_before_notifying() {
             std::process::exit(if tag_of(&m) == 5 { 0 } else { 4 });
         }
     });
-    // Let the consumer go to sleep first (if it has not yet, the test still checks delivery).
-    std::thread::sleep(Duration::from_millis(200));
+    // The consumer must be asleep in the kernel before the message lands, or nothing tests
+    // that a sleeper finds an unannounced message.
+    assert!(common::await_futex_sleep(consumer.pid().unwrap(), LIMIT / 2), "the consumer never slept");
     let victim = spawn({
         let q = q.clone();
         move || {

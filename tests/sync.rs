@@ -310,7 +310,10 @@ fn event_wakes_waiters_in_several_processes() {
     for _ in 0..4 {
         assert!(started.acquire_timeout(LONG));
     }
-    std::thread::sleep(Duration::from_millis(20)); // let most of them sleep in the kernel
+    for c in &children {
+        let pid = c.0.pid().unwrap();
+        assert!(common::await_futex_sleep(pid, LONG), "child {pid} never slept in its wait");
+    }
     ev.set();
     for c in children {
         join_ok(c);

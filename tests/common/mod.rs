@@ -67,6 +67,26 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The calling thread's kernel thread id.
+pub fn current_tid() -> i32 {
+    let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+    link.file_name().and_then(|s| s.to_str()).and_then(|s| s.parse().ok()).expect("a tid")
+}
+
+/// Whether thread `tid` (of any process: a single-threaded child's tid is its pid) is asleep
+/// in a futex system call (`futex` 202 or `futex_waitv` 449 on x86_64): blocked inside a wait,
+/// not spinning before it.
+pub fn in_futex_call(tid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{tid}/task/{tid}/syscall"))
+        .is_ok_and(|s| matches!(s.split_whitespace().next(), Some("202" | "449")))
+}
+
+/// Waits (at most `limit`) until thread or single-threaded process `tid` sleeps in a futex
+/// call; false if it never did.
+pub fn await_futex_sleep(tid: i32, limit: Duration) -> bool {
+    wait_for(limit, || in_futex_call(tid))
+}
+
 /// Whether `/dev/shm/<name>` exists.
 pub fn shm_exists(name: &str) -> bool {
     std::path::Path::new("/dev/shm").join(name).exists()
